@@ -1,0 +1,55 @@
+# Every workflow step is a target here, so everything CI does also runs locally.
+# Set-up is automatic: any target that needs the environment creates it from uv.lock first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+# Use the uv on PATH, or install a private copy under .tools/ (needs only python3 and pip).
+UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+RUN := $(UV) run --frozen --no-sync
+
+export UV_PYTHON_DOWNLOADS := never
+export ITERATIVE_DO_NOT_TRACK := 1
+# Stages run as fresh processes; compiled bytecode keeps their start-up short even where
+# PYTHONDONTWRITEBYTECODE is set.
+export UV_COMPILE_BYTECODE := 1
+
+BASE ?= origin/main
+
+.PHONY: help setup run repro test test-fast lint format check-workflows bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+setup: .venv/.synced ## create or update .venv from the committed lock file
+
+run: setup ## run the whole DVC pipeline (only the stages whose inputs changed)
+	$(RUN) dvc repro
+
+test: setup ## run the whole test suite
+	$(RUN) pytest
+
+test-fast: setup ## unit tests only
+	$(RUN) pytest tests/unit
+
+lint: setup ## ruff lint and format check
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+format: setup ## apply ruff fixes and formatting
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+bench: setup ## run the benchmarks and write bench/results/*.json
+	$(RUN) python bench/pipeline_bench.py
+
+clean: ## remove pipeline outputs (the DVC cache keeps them: `dvc checkout` restores)
+	rm -rf data/interim data/processed reports models/*.skops models/model_meta.json

@@ -1,0 +1,154 @@
+"""The one config object: ``params.yaml`` loaded, typed and validated before any work starts.
+
+An unknown key, a wrong type or an out-of-range value is a :class:`~mlci.errors.UserError` that
+names the key path, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mlci.errors import UserError
+
+PARAMS_FILE = Path(os.environ.get("MLCI_PARAMS", "params.yaml"))
+
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Strict(BaseModel):
+    # extra="forbid": a misspelt key is an error, not an ignored setting.
+    # strict=True: "0.2" (a string) is not a float and `true` is not an int.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DataConfig(_Strict):
+    source: str = Field(min_length=1, description="Local path, DVC-tracked path or fsspec URL.")
+    format: Literal["auto", "csv", "parquet"] = "auto"
+
+
+class ValidateConfig(_Strict):
+    min_rows: Annotated[int, Field(ge=1)]
+    max_rows: Annotated[int, Field(ge=1)]
+    min_class_share: Share
+    max_missing_share: Share
+
+    @model_validator(mode="after")
+    def _rows_ordered(self) -> ValidateConfig:
+        if self.min_rows > self.max_rows:
+            raise ValueError(f"min_rows ({self.min_rows}) is larger than max_rows ({self.max_rows})")
+        return self
+
+
+class SplitConfig(_Strict):
+    test_size: Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+ESTIMATORS = ("logistic_regression", "random_forest", "hist_gradient_boosting")
+
+
+class EstimatorConfig(_Strict):
+    name: Literal["logistic_regression", "random_forest", "hist_gradient_boosting"]
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_hyperparameters(self) -> EstimatorConfig:
+        # Imported here so loading params stays fast for commands that never train.
+        from mlci.train import estimator_class
+
+        known = set(estimator_class(self.name)().get_params())
+        unknown = sorted(set(self.params) - known - {"random_state"})
+        if unknown:
+            raise ValueError(
+                f"unknown hyperparameter(s) {unknown} for {self.name}; "
+                f"known: {sorted(known)}"
+            )
+        if "random_state" in self.params:
+            raise ValueError("set the top-level `seed` instead of params.random_state")
+        return self
+
+
+class TrainConfig(_Strict):
+    estimator: EstimatorConfig
+    baseline: Literal["prior", "most_frequent", "stratified", "uniform"] = "prior"
+
+
+class EvaluateConfig(_Strict):
+    slices: list[str] = Field(default_factory=list)
+    permutation_repeats: Annotated[int, Field(ge=1, le=100)] = 10
+    latency_repeats: Annotated[int, Field(ge=1, le=1000)] = 50
+
+
+class GateConfig(_Strict):
+    """Thresholds for the merge gate (see ``mlci.gate``)."""
+
+    floors: dict[str, Share] = Field(default_factory=dict)
+    max_regression: dict[str, Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
+    must_beat_baseline: list[str] = Field(default_factory=list)
+
+
+class Params(_Strict):
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)]
+    data: DataConfig
+    validate_: ValidateConfig = Field(alias="validate")
+    split: SplitConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
+    gate: GateConfig = Field(default_factory=GateConfig)
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+def _format_errors(err: ValidationError, path: Path) -> str:
+    lines = [f"{path}: {err.error_count()} invalid setting(s):"]
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (misspelt, or not a setting of this template)"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        got = e.get("input")
+        shown = "" if e["type"] in ("missing", "extra_forbidden") else f" (got {got!r})"
+        lines.append(f"  - {where}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def parse_params(raw: Any, path: Path = PARAMS_FILE) -> Params:
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of settings at the top level")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise UserError(_format_errors(err, path)) from None
+
+
+def load_params(path: Path | None = None) -> Params:
+    path = Path(path or PARAMS_FILE)
+    if not path.is_file():
+        raise UserError(f"{path}: params file not found (run from the repository root)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML: {err}") from None
+    params = parse_params(raw, path)
+    _check_against_contract(params, path)
+    return params
+
+
+def _check_against_contract(params: Params, path: Path) -> None:
+    """Settings that name columns must name columns the data contract has."""
+    from mlci import contract
+
+    spec = contract.spec()
+    categorical = {f.name for f in spec.features if f.kind == "categorical"}
+    for col in params.evaluate.slices:
+        if col not in categorical:
+            raise UserError(
+                f"{path}: evaluate.slices: {col!r} is not a categorical feature of the data "
+                f"contract; choose from {sorted(categorical)}"
+            )

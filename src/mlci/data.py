@@ -1,0 +1,103 @@
+"""Lifecycle steps 1 and 3: ingest the source table, split the validated table."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from mlci import contract, files, paths
+from mlci.config import DataConfig, Params, SplitConfig
+from mlci.errors import UserError
+from mlci.schema import clean_raw
+
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+def source_format(source: str, fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    name = source.lower().split("?", 1)[0]
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith((".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".tsv", ".txt")):
+        return "csv"
+    raise UserError(
+        f"data.source {source!r}: cannot tell the format from the name; "
+        "set data.format to csv or parquet in params.yaml"
+    )
+
+
+def read_source(cfg: DataConfig) -> pd.DataFrame:
+    """Read a local path or any fsspec URL (s3://, gs://, az://, https://, ...)."""
+    source = cfg.source
+    fmt = source_format(source, cfg.format)
+    if not _URL.match(source) and not Path(source).is_file():
+        raise UserError(
+            f"data.source {source!r}: file not found "
+            "(a DVC-tracked file may need `dvc pull` first)"
+        )
+    try:
+        if fmt == "parquet":
+            df = pd.read_parquet(source)
+        else:
+            sep = "\t" if source.lower().endswith(".tsv") else ","
+            df = pd.read_csv(source, sep=sep)
+    except pd.errors.EmptyDataError:
+        raise UserError(f"data.source {source!r}: the file is empty (no header, no rows)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as err:
+        raise UserError(f"data.source {source!r}: cannot read it as {fmt}: {err}") from None
+    except ImportError as err:
+        raise UserError(
+            f"data.source {source!r}: reading this URL needs an extra package ({err}); "
+            "add it with `uv add`"
+        ) from None
+    # Keep the source's row numbers as the index: validation errors then name the row a user
+    # can find in their file (data row N, counting from 0), even after cleaning drops rows.
+    df.index = pd.RangeIndex(len(df), name="source_row")
+    return df
+
+
+def ingest(params: Params) -> dict:
+    raw = read_source(params.data)
+    cleaned, fixes = clean_raw(raw)
+    summary = {
+        "source": params.data.source,
+        "source_sha256": _source_digest(params.data.source),
+        "rows_read": len(raw),
+        "columns_read": len(raw.columns),
+        "rows_out": len(cleaned),
+        "fixes": fixes,
+    }
+    files.write_parquet(paths.INGESTED, cleaned)
+    files.write_json(paths.INGEST_REPORT, summary)
+    return summary
+
+
+def _source_digest(source: str) -> str | None:
+    return None if _URL.match(source) else files.sha256_file(Path(source))
+
+
+def split(params: Params) -> dict:
+    df = pd.read_parquet(paths.VALIDATED)
+    target = contract.spec().target
+    train, test = split_frame(df, target, params.split, params.seed)
+    files.write_parquet(paths.TRAIN, train)
+    files.write_parquet(paths.TEST, test)
+    return {"train_rows": len(train), "test_rows": len(test)}
+
+
+def split_frame(
+    df: pd.DataFrame, target: str, cfg: SplitConfig, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    # Stratified so every class is in both parts in the same proportion; the contract's class
+    # balance check guarantees each class has enough rows for that.
+    try:
+        train, test = train_test_split(
+            df, test_size=cfg.test_size, random_state=seed, stratify=df[target]
+        )
+    except ValueError as err:
+        raise UserError(f"split: cannot split {len(df)} rows with test_size={cfg.test_size}: {err}")
+    return train.sort_index(), test.sort_index()

@@ -1,0 +1,25 @@
+"""Where each stage reads and writes. ``dvc.yaml`` declares the same paths (a test checks)."""
+
+from pathlib import Path
+
+INGESTED = Path("data/interim/ingested.parquet")
+VALIDATED = Path("data/interim/validated.parquet")
+TRAIN = Path("data/processed/train.parquet")
+TEST = Path("data/processed/test.parquet")
+
+MODEL = Path("models/model.skops")
+BASELINE = Path("models/baseline.skops")
+MODEL_META = Path("models/model_meta.json")
+
+REPORTS = Path("reports")
+INGEST_REPORT = REPORTS / "ingest.json"
+VALIDATION_JSON = REPORTS / "validation.json"
+VALIDATION_MD = REPORTS / "validation.md"
+METRICS = REPORTS / "metrics.json"
+SLICES = REPORTS / "slices.json"
+COST = REPORTS / "cost.json"
+PLOTS = REPORTS / "plots"
+CONFUSION = PLOTS / "confusion.csv"
+ROC_DIR = PLOTS / "roc"
+PR_DIR = PLOTS / "precision_recall"
+IMPORTANCE = PLOTS / "importance.csv"

@@ -1,0 +1,105 @@
+"""Lifecycle step 4: fit the model pipeline and a baseline, save both with skops."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import time
+from importlib.metadata import version
+from typing import Any
+
+import pandas as pd
+from sklearn.base import ClassifierMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from mlci import artifacts, contract, files, paths
+from mlci.config import Params, TrainConfig
+
+_ESTIMATORS: dict[str, type[ClassifierMixin]] = {
+    "logistic_regression": LogisticRegression,
+    "random_forest": RandomForestClassifier,
+    "hist_gradient_boosting": HistGradientBoostingClassifier,
+}
+
+
+def estimator_class(name: str) -> type[ClassifierMixin]:
+    return _ESTIMATORS[name]
+
+
+def build_pipeline(cfg: TrainConfig, seed: int) -> Pipeline:
+    spec = contract.spec()
+    pre = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), spec.numeric),
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value="missing"),
+                    OneHotEncoder(handle_unknown="ignore"),
+                ),
+                spec.categorical,
+            ),
+        ],
+        verbose_feature_names_out=False,
+    )
+    estimator = estimator_class(cfg.estimator.name)(**cfg.estimator.params, random_state=seed)
+    return Pipeline([("preprocess", pre), ("model", estimator)])
+
+
+def build_baseline(cfg: TrainConfig, seed: int) -> DummyClassifier:
+    return DummyClassifier(strategy=cfg.baseline, random_state=seed)
+
+
+def features_and_target(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    spec = contract.spec()
+    return df[spec.feature_names], df[spec.target].astype(str)
+
+
+def run(params: Params) -> dict[str, Any]:
+    train = pd.read_parquet(paths.TRAIN)
+    X, y = features_and_target(train)
+
+    start = time.perf_counter()
+    model = build_pipeline(params.train, params.seed).fit(X, y)
+    fit_seconds = time.perf_counter() - start
+    baseline = build_baseline(params.train, params.seed).fit(X, y)
+
+    artifacts.save_model(model, paths.MODEL)
+    artifacts.save_model(baseline, paths.BASELINE)
+    meta = {
+        "estimator": params.train.estimator.name,
+        "classes": [str(c) for c in model.classes_],
+        "features": contract.spec().feature_names,
+        "target": contract.spec().target,
+        "train_rows": len(train),
+        "train_data_sha256": files.sha256_file(paths.TRAIN),
+        "fit_seconds": round(fit_seconds, 4),
+        "params": params.model_dump(mode="json", by_alias=True),
+        "git": _git_state(),
+        "python": platform.python_version(),
+        "libraries": {
+            lib: version(lib) for lib in ("scikit-learn", "pandas", "numpy", "skops", "pandera")
+        },
+        "skops_trusted": artifacts.TRUSTED,
+    }
+    files.write_json(paths.MODEL_META, meta)
+    return meta
+
+
+def _git_state() -> dict[str, Any]:
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], capture_output=True, text=True, check=True)
+        except (OSError, subprocess.CalledProcessError):
+            return None
+        return out.stdout.strip()
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}

@@ -1,0 +1,151 @@
+"""Lifecycle step 2: check the ingested table against the data contract.
+
+Validation is lazy: every problem is collected at once and written as a machine-readable report
+(``reports/validation.json``) and a short summary (``reports/validation.md``). On failure the
+stage exits non-zero, so DVC stops before split and train and the previous model stays.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pandera.errors as pa_errors
+
+from mlci import contract, files, paths
+from mlci.config import Params
+from mlci.errors import UserError
+
+EXAMPLES = 5
+
+
+def check(df: pd.DataFrame, params: Params) -> tuple[pd.DataFrame | None, dict[str, Any]]:
+    """Validate ``df``; return the coerced frame (or None) and the report."""
+    v = params.validate_
+    schema = contract.validation_schema(
+        v.min_rows, v.max_rows, v.min_class_share, v.max_missing_share
+    )
+    try:
+        valid = schema.validate(df, lazy=True)
+    except pa_errors.SchemaErrors as err:
+        return None, _report(df, _failures(err.failure_cases))
+    return valid, _report(df, [])
+
+
+def _failures(cases: pd.DataFrame) -> list[dict[str, Any]]:
+    """Group pandera's failure cases into one entry per (column, check)."""
+    cases = cases.copy()
+    cases["column"] = cases["column"].where(cases["schema_context"] == "Column", None)
+    # A column that failed type coercion also "fails" its range checks with a TypeError; those
+    # are echoes of the type problem, not separate findings.
+    bad_type = set(cases.loc[cases["check"].str.startswith("coerce_dtype"), "column"])
+    echo = cases["column"].isin(bad_type) & cases["failure_case"].astype(str).str.contains(
+        "TypeError"
+    )
+    cases = cases.loc[~echo]
+    out = []
+    for (column, chk), group in cases.groupby(["column", "check"], dropna=False, sort=False):
+        rows = group["index"].dropna()
+        examples = [
+            {"row": _int_or_none(r["index"]), "value": _plain(r["failure_case"])}
+            for _, r in group.head(EXAMPLES).iterrows()
+        ]
+        out.append(
+            {
+                "column": None if pd.isna(column) else str(column),
+                "check": str(chk),
+                "failing_rows": int(rows.nunique()) if len(rows) else None,
+                "examples": examples,
+                "message": _explain(None if pd.isna(column) else str(column), str(chk), group),
+            }
+        )
+    return out
+
+
+def _explain(column: str | None, chk: str, group: pd.DataFrame) -> str:
+    value = _plain(group["failure_case"].iloc[0])
+    if chk == "column_in_dataframe":
+        return f"required column {value!r} is missing"
+    if chk == "column_in_schema":
+        return f"unexpected column {value!r} (not in the contract; drop it or add it to schema.py)"
+    if chk.startswith("coerce_dtype") or chk.startswith("dtype"):
+        return f"column {column!r} has values that are not of type {chk.split('(')[1][:-1]}"
+    if chk == "field_uniqueness" or chk == "unique":
+        return f"column {column!r} has duplicate values"
+    if chk == "not_nullable":
+        return f"column {column!r} has missing values but may not"
+    if column is None:
+        return f"dataset check {chk} failed"
+    return f"column {column!r} fails {chk}"
+
+
+def _report(df: pd.DataFrame, failures: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "valid": not failures,
+        "rows": len(df),
+        "columns": list(map(str, df.columns)),
+        "failures": failures,
+    }
+
+
+def summary_markdown(report: dict[str, Any]) -> str:
+    if report["valid"]:
+        return (
+            f"**Data contract: passed** ({report['rows']} rows, "
+            f"{len(report['columns'])} columns)\n"
+        )
+    lines = [
+        f"**Data contract: FAILED**: {len(report['failures'])} problem(s) in {report['rows']} rows",
+        "",
+        "| column | check | failing rows | examples (row: value) |",
+        "|---|---|---:|---|",
+    ]
+    for f in report["failures"]:
+        ex = ", ".join(
+            f"{e['row']}: {e['value']!r}" if e["row"] is not None else f"{e['value']!r}"
+            for e in f["examples"]
+        )
+        rows = "" if f["failing_rows"] is None else str(f["failing_rows"])
+        lines.append(f"| {f['column'] or '(table)'} | `{f['check']}` | {rows} | {ex} |")
+    lines.append("")
+    lines.append("Rows are numbered from 0 in the order of the source file.")
+    return "\n".join(lines) + "\n"
+
+
+def summary_text(report: dict[str, Any]) -> str:
+    if report["valid"]:
+        return f"data contract: passed ({report['rows']} rows)"
+    lines = [f"data contract: FAILED with {len(report['failures'])} problem(s):"]
+    for f in report["failures"]:
+        n = f" in {f['failing_rows']} row(s)" if f["failing_rows"] else ""
+        ex = ", ".join(
+            f"row {e['row']}: {e['value']!r}" if e["row"] is not None else repr(e["value"])
+            for e in f["examples"][:3]
+        )
+        lines.append(f"  - {f['message']}{n} [{f['check']}], e.g. {ex}")
+    return "\n".join(lines)
+
+
+def run(params: Params) -> dict[str, Any]:
+    df = pd.read_parquet(paths.INGESTED)
+    valid, report = check(df, params)
+    files.write_json(paths.VALIDATION_JSON, report)
+    files.write_text(paths.VALIDATION_MD, summary_markdown(report))
+    if valid is None:
+        raise UserError(
+            summary_text(report)
+            + f"\nfull report: {paths.VALIDATION_JSON} and {paths.VALIDATION_MD}; "
+            "the previous model and metrics were left untouched"
+        )
+    files.write_parquet(paths.VALIDATED, valid)
+    return report
+
+
+def _int_or_none(v: Any) -> int | None:
+    return None if v is None or pd.isna(v) else int(v)
+
+
+def _plain(v: Any) -> Any:
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return None
+    return v.item() if hasattr(v, "item") else v
