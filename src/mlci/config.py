@@ -40,7 +40,9 @@ class ValidateConfig(_Strict):
     @model_validator(mode="after")
     def _rows_ordered(self) -> ValidateConfig:
         if self.min_rows > self.max_rows:
-            raise ValueError(f"min_rows ({self.min_rows}) is larger than max_rows ({self.max_rows})")
+            raise ValueError(
+                f"min_rows ({self.min_rows}) is larger than max_rows ({self.max_rows})"
+            )
         return self
 
 
@@ -64,8 +66,7 @@ class EstimatorConfig(_Strict):
         unknown = sorted(set(self.params) - known - {"random_state"})
         if unknown:
             raise ValueError(
-                f"unknown hyperparameter(s) {unknown} for {self.name}; "
-                f"known: {sorted(known)}"
+                f"unknown hyperparameter(s) {unknown} for {self.name}; known: {sorted(known)}"
             )
         if "random_state" in self.params:
             raise ValueError("set the top-level `seed` instead of params.random_state")

@@ -97,11 +97,11 @@ def validation_schema(
     """The contract plus the dataset-level checks whose thresholds live in params.yaml."""
     s = spec()
     base = schema.Contract.to_schema()
-    checks = list(base.checks) + [
+    checks = [
+        *base.checks,
         pa.Check(
             lambda df: min_rows <= len(df) <= max_rows,
             name=f"row_count_between({min_rows}, {max_rows})",
-            error=f"row count outside [{min_rows}, {max_rows}]",
         ),
     ]
     columns = dict(base.columns)

@@ -36,8 +36,7 @@ def read_source(cfg: DataConfig) -> pd.DataFrame:
     fmt = source_format(source, cfg.format)
     if not _URL.match(source) and not Path(source).is_file():
         raise UserError(
-            f"data.source {source!r}: file not found "
-            "(a DVC-tracked file may need `dvc pull` first)"
+            f"data.source {source!r}: file not found (a DVC-tracked file may need `dvc pull` first)"
         )
     try:
         if fmt == "parquet":
@@ -99,5 +98,6 @@ def split_frame(
             df, test_size=cfg.test_size, random_state=seed, stratify=df[target]
         )
     except ValueError as err:
-        raise UserError(f"split: cannot split {len(df)} rows with test_size={cfg.test_size}: {err}")
+        msg = f"split: cannot split {len(df)} rows with test_size={cfg.test_size}: {err}"
+        raise UserError(msg) from None
     return train.sort_index(), test.sort_index()

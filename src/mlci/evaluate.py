@@ -25,7 +25,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from mlci import artifacts, contract, files, paths
+from mlci import artifacts, files, paths
 from mlci.config import Params
 from mlci.train import features_and_target
 

@@ -36,7 +36,11 @@ def build_pipeline(cfg: TrainConfig, seed: int) -> Pipeline:
     spec = contract.spec()
     pre = ColumnTransformer(
         [
-            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), spec.numeric),
+            (
+                "num",
+                make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+                spec.numeric,
+            ),
             (
                 "cat",
                 make_pipeline(

@@ -28,11 +28,11 @@ def check(df: pd.DataFrame, params: Params) -> tuple[pd.DataFrame | None, dict[s
     try:
         valid = schema.validate(df, lazy=True)
     except pa_errors.SchemaErrors as err:
-        return None, _report(df, _failures(err.failure_cases))
+        return None, _report(df, _failures(err.failure_cases, df))
     return valid, _report(df, [])
 
 
-def _failures(cases: pd.DataFrame) -> list[dict[str, Any]]:
+def _failures(cases: pd.DataFrame, df: pd.DataFrame) -> list[dict[str, Any]]:
     """Group pandera's failure cases into one entry per (column, check)."""
     cases = cases.copy()
     cases["column"] = cases["column"].where(cases["schema_context"] == "Column", None)
@@ -42,6 +42,8 @@ def _failures(cases: pd.DataFrame) -> list[dict[str, Any]]:
     echo = cases["column"].isin(bad_type) & cases["failure_case"].astype(str).str.contains(
         "TypeError"
     )
+    # pandera reports a failed coercion twice (coerce_dtype and dtype): keep the first.
+    echo |= cases["column"].isin(bad_type) & cases["check"].str.startswith("dtype(")
     cases = cases.loc[~echo]
     out = []
     for (column, chk), group in cases.groupby(["column", "check"], dropna=False, sort=False):
@@ -49,6 +51,7 @@ def _failures(cases: pd.DataFrame) -> list[dict[str, Any]]:
         examples = [
             {"row": _int_or_none(r["index"]), "value": _plain(r["failure_case"])}
             for _, r in group.head(EXAMPLES).iterrows()
+            if not isinstance(_plain(r["failure_case"]), bool)  # a check's False says nothing
         ]
         out.append(
             {
@@ -56,20 +59,29 @@ def _failures(cases: pd.DataFrame) -> list[dict[str, Any]]:
                 "check": str(chk),
                 "failing_rows": int(rows.nunique()) if len(rows) else None,
                 "examples": examples,
-                "message": _explain(None if pd.isna(column) else str(column), str(chk), group),
+                "message": _explain(None if pd.isna(column) else str(column), str(chk), group, df),
             }
         )
     return out
 
 
-def _explain(column: str | None, chk: str, group: pd.DataFrame) -> str:
+def _explain(column: str | None, chk: str, group: pd.DataFrame, df: pd.DataFrame) -> str:
     value = _plain(group["failure_case"].iloc[0])
+    if chk.startswith("row_count_between"):
+        return f"the table has {len(df)} rows; {chk} is required"
+    if chk.startswith("every_class_share_at_least") and column in df.columns:
+        shares = df[column].value_counts(normalize=True).round(3).to_dict()
+        return f"a class of {column!r} is rare or absent ({chk}); shares: {shares or 'no rows'}"
+    if chk.startswith("missing_share_at_most") and column in df.columns:
+        share = float(df[column].isna().mean()) if len(df) else 0.0
+        return f"column {column!r} is {share:.0%} missing ({chk})"
     if chk == "column_in_dataframe":
         return f"required column {value!r} is missing"
     if chk == "column_in_schema":
         return f"unexpected column {value!r} (not in the contract; drop it or add it to schema.py)"
     if chk.startswith("coerce_dtype") or chk.startswith("dtype"):
-        return f"column {column!r} has values that are not of type {chk.split('(')[1][:-1]}"
+        dtype = chk.split("(", 1)[1].rstrip(")").strip("'")
+        return f"column {column!r} has values that are not of type {dtype}"
     if chk == "field_uniqueness" or chk == "unique":
         return f"column {column!r} has duplicate values"
     if chk == "not_nullable":
@@ -91,8 +103,7 @@ def _report(df: pd.DataFrame, failures: list[dict[str, Any]]) -> dict[str, Any]:
 def summary_markdown(report: dict[str, Any]) -> str:
     if report["valid"]:
         return (
-            f"**Data contract: passed** ({report['rows']} rows, "
-            f"{len(report['columns'])} columns)\n"
+            f"**Data contract: passed** ({report['rows']} rows, {len(report['columns'])} columns)\n"
         )
     lines = [
         f"**Data contract: FAILED**: {len(report['failures'])} problem(s) in {report['rows']} rows",
@@ -122,7 +133,7 @@ def summary_text(report: dict[str, Any]) -> str:
             f"row {e['row']}: {e['value']!r}" if e["row"] is not None else repr(e["value"])
             for e in f["examples"][:3]
         )
-        lines.append(f"  - {f['message']}{n} [{f['check']}], e.g. {ex}")
+        lines.append(f"  - {f['message']}{n} [{f['check']}]" + (f", e.g. {ex}" if ex else ""))
     return "\n".join(lines)
 
 

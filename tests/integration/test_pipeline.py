@@ -1,0 +1,114 @@
+"""The real pipeline: a full `dvc repro` in a repository copy, its outputs, and determinism."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mlci import artifacts, contract
+from mlci.cli import main
+from tests.conftest import run
+
+pytestmark = pytest.mark.slow
+
+
+def read(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_repro_leaves_everything_up_to_date(trained_repo: Path) -> None:
+    status = run(["dvc", "status"], trained_repo)
+    assert "Data and pipelines are up to date" in status.stdout
+    noop = run(["dvc", "repro"], trained_repo)
+    assert "Running stage" not in noop.stdout
+
+
+def test_every_declared_output_exists(trained_repo: Path) -> None:
+    dvc = yaml.safe_load((trained_repo / "dvc.yaml").read_text())
+    for name, stage in dvc["stages"].items():
+        for section in ("outs", "metrics"):
+            for out in stage.get(section, []):
+                path = next(iter(out)) if isinstance(out, dict) else out
+                assert (trained_repo / path).exists(), f"stage {name}: {path} missing"
+
+
+def test_metrics_have_the_promised_content(trained_repo: Path) -> None:
+    metrics = read(trained_repo / "reports/metrics.json")
+    spec = contract.spec()
+    for who in ("model", "baseline"):
+        m = metrics[who]
+        for key in ("accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc_ovr"):
+            assert isinstance(m[key], float), (who, key)
+        assert set(m["per_class"]) == set(spec.classes)
+    # The real model beats the do-nothing baseline by a wide margin on this data.
+    assert metrics["model"]["f1_macro"] > metrics["baseline"]["f1_macro"] + 0.3
+    assert metrics["model"]["log_loss"] < metrics["baseline"]["log_loss"]
+
+    slices = read(trained_repo / "reports/slices.json")
+    assert set(slices) == {"island", "sex"}
+    assert set(slices["island"]) == set(spec.features[0].categories)
+    assert sum(v["n"] for v in slices["island"].values()) == metrics["test_rows"]
+
+    cost = read(trained_repo / "reports/cost.json")
+    assert cost["model_size_bytes"] == (trained_repo / "models/model.skops").stat().st_size
+    assert 0 < cost["predict_1_row_ms"] < 1000
+    assert cost["rows_per_second_1000"] > 0
+
+
+def test_plots_and_metadata(trained_repo: Path) -> None:
+    spec = contract.spec()
+    confusion = pd.read_csv(trained_repo / "reports/plots/confusion.csv")
+    assert list(confusion.columns) == ["actual", "predicted"]
+    assert len(confusion) == read(trained_repo / "reports/metrics.json")["test_rows"]
+    for folder in ("roc", "precision_recall"):
+        names = {p.stem for p in (trained_repo / "reports/plots" / folder).glob("*.csv")}
+        assert names == set(spec.classes)
+    importance = pd.read_csv(trained_repo / "reports/plots/importance.csv")
+    assert set(importance["feature"]) == set(spec.feature_names)
+
+    meta = read(trained_repo / "models/model_meta.json")
+    assert meta["features"] == spec.feature_names
+    assert meta["git"]["commit"] and len(meta["git"]["commit"]) == 40
+    assert meta["libraries"]["scikit-learn"].startswith("1.")
+    assert (
+        meta["params"]["seed"] == yaml.safe_load((trained_repo / "params.yaml").read_text())["seed"]
+    )
+    shown = run(["dvc", "metrics", "show", "--json"], trained_repo)
+    assert "reports/metrics.json" in shown.stdout
+
+
+def test_same_inputs_give_identical_predictions_and_metrics(
+    trained_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = tmp_path / "ws"
+    shutil.copytree(trained_repo, ws, symlinks=True)
+    monkeypatch.chdir(ws)
+    test = pd.read_parquet("data/processed/test.parquet")[contract.spec().feature_names]
+    reference = artifacts.load_model(Path("models/model.skops")).predict_proba(test)
+
+    for _ in range(2):
+        assert main(["train"]) == 0
+        assert main(["evaluate"]) == 0
+        again = artifacts.load_model(Path("models/model.skops")).predict_proba(test)
+        assert np.array_equal(again, reference)
+        for name in ("metrics.json", "slices.json"):
+            assert (ws / "reports" / name).read_text() == (
+                trained_repo / "reports" / name
+            ).read_text()
+    for name in ("confusion.csv", "importance.csv"):
+        assert (ws / "reports/plots" / name).read_bytes() == (
+            trained_repo / "reports/plots" / name
+        ).read_bytes()
+
+
+def test_model_loads_only_with_its_trust_list(trained_repo: Path, tmp_path: Path) -> None:
+    corrupt = tmp_path / "model.skops"
+    corrupt.write_bytes((trained_repo / "models/model.skops").read_bytes()[:200])
+    with pytest.raises(Exception, match="cannot be loaded"):
+        artifacts.load_model(corrupt)

@@ -1,0 +1,111 @@
+"""params.yaml is validated before any stage runs: unknown keys, wrong types, bad ranges."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlci.cli import main
+from mlci.config import load_params, parse_params
+from mlci.errors import UserError
+
+REPO = Path(__file__).resolve().parents[2]
+BASE = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def with_change(path: str, value: object) -> dict:
+    raw = copy.deepcopy(BASE)
+    *parents, last = path.split(".")
+    node = raw
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return raw
+
+
+def test_repository_params_load() -> None:
+    params = load_params(REPO / "params.yaml")
+    assert params.seed == BASE["seed"]
+    assert params.train.estimator.name == BASE["train"]["estimator"]["name"]
+    assert params.validate_.min_rows == BASE["validate"]["min_rows"]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("split.test_size", 1.5, "split.test_size"),
+        ("split.test_size", "0.2", "split.test_size"),
+        ("seed", -1, "seed"),
+        ("seed", True, "seed"),
+        ("validate.min_class_share", 2, "validate.min_class_share"),
+        ("train.estimator.name", "xgboost", "train.estimator.name"),
+        ("data.format", "excel", "data.format"),
+        ("evaluate.permutation_repeats", 0, "evaluate.permutation_repeats"),
+    ],
+)
+def test_wrong_type_or_range_is_named(path: str, value: object, expected: str) -> None:
+    with pytest.raises(UserError) as err:
+        parse_params(with_change(path, value))
+    assert expected in str(err.value)
+    assert repr(value) in str(err.value)
+
+
+def test_unknown_key_is_rejected() -> None:
+    raw = with_change("split.tset_size", 0.3)
+    with pytest.raises(UserError, match=r"split\.tset_size: unknown key"):
+        parse_params(raw)
+
+
+def test_missing_key_is_rejected() -> None:
+    raw = copy.deepcopy(BASE)
+    del raw["split"]
+    with pytest.raises(UserError, match=r"split: required key is missing"):
+        parse_params(raw)
+
+
+def test_unknown_hyperparameter_names_the_estimator() -> None:
+    raw = with_change("train.estimator.params", {"C": 1.0, "max_iterations": 5})
+    with pytest.raises(UserError, match=r"max_iterations.*logistic_regression"):
+        parse_params(raw)
+
+
+def test_random_state_must_come_from_seed() -> None:
+    raw = with_change("train.estimator.params", {"random_state": 1})
+    with pytest.raises(UserError, match="seed"):
+        parse_params(raw)
+
+
+def test_min_rows_above_max_rows() -> None:
+    raw = with_change("validate.min_rows", 10**9)
+    with pytest.raises(UserError, match="min_rows"):
+        parse_params(raw)
+
+
+def test_slice_must_be_a_categorical_feature(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(with_change("evaluate.slices", ["body_mass_g"])))
+    with pytest.raises(UserError, match=r"evaluate\.slices: 'body_mass_g'"):
+        load_params(path)
+
+
+def test_cli_reports_bad_params_without_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(with_change("split.test_size", 0)))
+    assert main(["--params", str(path), "check-params"]) == 2
+    err = capsys.readouterr().err
+    assert "split.test_size" in err
+    assert "Traceback" not in err
+
+
+def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "params.yaml"
+    bad.write_text("seed: [1\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_params(bad)
+    with pytest.raises(UserError, match="not found"):
+        load_params(tmp_path / "absent.yaml")
