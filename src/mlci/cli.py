@@ -60,6 +60,82 @@ def _check_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def _base_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base", required=True, help="git ref to compare with (e.g. origin/main)")
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    _base_arg(p)
+    p.add_argument("--out-dir", type=Path, default=Path("reports/pr"))
+    p.add_argument("--no-images", action="store_true", help="skip the PNG plots")
+
+
+# Extra arguments per subcommand: name -> function that adds them to its parser.
+ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "report": _report_args,
+    "gate": _base_arg,
+    "pr-check": _report_args,
+}
+
+
+def _check_stale(args: argparse.Namespace) -> int:
+    from mlci import history
+
+    stale = history.stale_stages()
+    if not stale:
+        print("dvc.lock is up to date with code, params and data")
+        return 0
+    for stage, reasons in stale.items():
+        print(f"stale: {stage}: {'; '.join(reasons)}", file=sys.stderr)
+    print("run `make run`, then commit dvc.lock and reports/", file=sys.stderr)
+    return 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from mlci import report
+
+    report.write(args.base, args.out_dir, images=not args.no_images)
+    print((args.out_dir / "report.md").read_text())
+    print(f"written: {args.out_dir / 'report.md'}", file=sys.stderr)
+    return 0
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from mlci import report
+
+    verdict = report.compare(args.base).verdict
+    print(verdict.summary)
+    for check in verdict.failures:
+        print(f"  - {check.detail}")
+    for note in verdict.notes:
+        print(f"  note: {note}")
+    return 0 if verdict.passed else 1
+
+
+def _pr_check(args: argparse.Namespace) -> int:
+    """What the pull-request workflow runs: never stops before the report is written."""
+    import subprocess
+
+    from mlci import history, report
+
+    stale = history.stale_stages()  # before repro: afterwards dvc.lock would look fresh
+    repro = subprocess.run(["dvc", "repro"], capture_output=True, text=True)
+    sys.stdout.write(repro.stdout)
+    sys.stderr.write(repro.stderr)
+    c = report.write(
+        args.base,
+        args.out_dir,
+        images=not args.no_images,
+        stale=stale,
+        extra={"repro_exit_code": repro.returncode},
+    )
+    print(c.verdict.summary)
+    if repro.returncode != 0 and c.verdict.passed:
+        print("dvc repro failed: see its output above", file=sys.stderr)
+        return 1
+    return 0 if c.verdict.passed else 1
+
+
 def _print_brief(command: str, result: Any) -> None:
     if command == "validate":
         from mlci.validate import summary_text
@@ -85,10 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
         "train": ("fit the model and the baseline", _stage("train")),
         "evaluate": ("score model and baseline on the test set", _stage("evaluate")),
         "check-params": ("validate params.yaml and exit", _check_params),
+        "check-stale": ("fail if dvc.lock is out of date with code, params or data", _check_stale),
+        "report": ("write the pull-request report against a base git ref", _report),
+        "gate": ("exit 1 when the model fails the merge gate against a base ref", _gate),
+        "pr-check": ("CI: staleness, dvc repro, report and gate in one step", _pr_check),
     }
     for name, (help_text, func) in commands.items():
         p = sub.add_parser(name, help=help_text)
         p.set_defaults(func=func)
+        ARGUMENTS.get(name, lambda _: None)(p)
     return parser
 
 

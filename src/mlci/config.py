@@ -84,12 +84,29 @@ class EvaluateConfig(_Strict):
     latency_repeats: Annotated[int, Field(ge=1, le=1000)] = 50
 
 
-class GateConfig(_Strict):
-    """Thresholds for the merge gate (see ``mlci.gate``)."""
+# Metrics the gate can name: the scalar quality metrics written by the evaluate stage.
+GATE_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc_ovr")
+LOWER_IS_BETTER = frozenset({"log_loss"})
+GateMetric = Literal["accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc_ovr"]
 
-    floors: dict[str, Share] = Field(default_factory=dict)
-    max_regression: dict[str, Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
-    must_beat_baseline: list[str] = Field(default_factory=list)
+
+class GateConfig(_Strict):
+    """Thresholds for the merge gate (``mlci.gate``), on the model's test-set metrics."""
+
+    minimum: dict[GateMetric, float] = Field(default_factory=dict)
+    maximum: dict[GateMetric, float] = Field(default_factory=dict)
+    max_regression: dict[GateMetric, Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
+    must_beat_baseline: list[GateMetric] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _directions(self) -> GateConfig:
+        wrong_min = sorted(set(self.minimum) & LOWER_IS_BETTER)
+        wrong_max = sorted(set(self.maximum) - LOWER_IS_BETTER)
+        if wrong_min:
+            raise ValueError(f"{wrong_min}: lower is better, so set a `maximum`, not a `minimum`")
+        if wrong_max:
+            raise ValueError(f"{wrong_max}: higher is better, so set a `minimum`, not a `maximum`")
+        return self
 
 
 class Params(_Strict):

@@ -92,10 +92,13 @@ def _explain(column: str | None, chk: str, group: pd.DataFrame, df: pd.DataFrame
 
 
 def _report(df: pd.DataFrame, failures: list[dict[str, Any]]) -> dict[str, Any]:
+    target = contract.spec().target
+    counts = df[target].astype(str).value_counts().sort_index() if target in df.columns else {}
     return {
         "valid": not failures,
         "rows": len(df),
         "columns": list(map(str, df.columns)),
+        "target_counts": {str(k): int(v) for k, v in dict(counts).items()},
         "failures": failures,
     }
 

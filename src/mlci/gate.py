@@ -1,0 +1,145 @@
+"""The merge gate: does this branch's model deserve to replace the base branch's?
+
+Fails when the results are stale, the data broke the contract, a metric is below its floor (or
+above its ceiling), a metric regressed against the base branch by more than allowed, or the
+model does not beat the baseline. Thresholds come from ``params.yaml`` ``gate:``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mlci.config import LOWER_IS_BETTER, GateConfig
+
+EPS = 1e-9
+
+
+@dataclass
+class Check:
+    kind: str  # stale | contract | metrics | minimum | maximum | regression | baseline
+    metric: str | None
+    passed: bool
+    detail: str
+    value: float | None = None
+    threshold: float | None = None
+    base: float | None = None
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    summary: str
+    checks: list[Check] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+
+def decide(
+    cfg: GateConfig,
+    current: dict[str, Any] | None,
+    base: dict[str, Any] | None,
+    validation: dict[str, Any] | None = None,
+    stale: dict[str, list[str]] | None = None,
+    notes: list[str] | None = None,
+) -> Verdict:
+    """``current``/``base`` are parsed ``reports/metrics.json`` files (``base`` None: no base)."""
+    checks: list[Check] = []
+    notes = list(notes or [])
+    if stale:
+        stages = ", ".join(f"{s} ({'; '.join(r)})" for s, r in stale.items())
+        checks.append(
+            Check(
+                "stale",
+                None,
+                False,
+                f"committed results are stale: {stages}. Run `make run`, then commit "
+                "dvc.lock and reports/ (and `dvc push` if you use a remote)",
+            )
+        )
+    if validation is not None and not validation.get("valid", False):
+        n = len(validation.get("failures", []))
+        checks.append(
+            Check("contract", None, False, f"the data breaks the data contract ({n} problem(s))")
+        )
+    if not current or "model" not in current:
+        checks.append(Check("metrics", None, False, "no metrics for this branch: run `make run`"))
+        return _verdict(checks, notes)
+
+    model = current["model"]
+    for metric, floor in cfg.minimum.items():
+        value = model.get(metric)
+        ok = value is not None and value >= floor - EPS
+        checks.append(
+            Check("minimum", metric, ok, f"{metric} {_f(value)} (minimum {floor:g})", value, floor)
+        )
+    for metric, ceiling in cfg.maximum.items():
+        value = model.get(metric)
+        ok = value is not None and value <= ceiling + EPS
+        checks.append(
+            Check(
+                "maximum", metric, ok, f"{metric} {_f(value)} (maximum {ceiling:g})", value, ceiling
+            )
+        )
+    if base and "model" in base:
+        for metric, allowed in cfg.max_regression.items():
+            checks.append(
+                _regression(metric, model.get(metric), base["model"].get(metric), allowed)
+            )
+    elif cfg.max_regression:
+        notes.append("the base branch has no metrics yet: the gate used the absolute limits only")
+    baseline = current.get("baseline", {})
+    for metric in cfg.must_beat_baseline:
+        value, ref = model.get(metric), baseline.get(metric)
+        better = (
+            value is not None
+            and ref is not None
+            and (value < ref - EPS if metric in LOWER_IS_BETTER else value > ref + EPS)
+        )
+        checks.append(
+            Check(
+                "baseline",
+                metric,
+                better,
+                f"{metric} {_f(value)} vs baseline {_f(ref)}",
+                value,
+                ref,
+            )
+        )
+    return _verdict(checks, notes)
+
+
+def _regression(metric: str, value: float | None, base: float | None, allowed: float) -> Check:
+    if value is None or base is None:
+        return Check("regression", metric, False, f"{metric} missing on one side", value, allowed)
+    worse_by = value - base if metric in LOWER_IS_BETTER else base - value
+    ok = worse_by <= allowed + EPS
+    change = value - base
+    word = "rose" if change > 0 else "fell"
+    detail = (
+        f"{metric} {word} {abs(change):.4f} against base ({_f(base)} → {_f(value)}; "
+        f"allowed worsening {allowed:g})"
+        if abs(change) > EPS
+        else f"{metric} unchanged at {_f(value)}"
+    )
+    return Check("regression", metric, ok, detail, value, allowed, base)
+
+
+def _verdict(checks: list[Check], notes: list[str]) -> Verdict:
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        more = f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""
+        summary = f"FAILED: {failed[0].detail}{more}"
+    else:
+        summary = f"PASSED: all {len(checks)} checks"
+    return Verdict(not failed, summary, checks, notes)
+
+
+def _f(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4f}"

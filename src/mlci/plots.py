@@ -1,0 +1,83 @@
+"""PNG plots for the pull-request comment: base (dashed) against this branch (solid).
+
+DVC renders the same data as interactive plots (`dvc plots diff`); these images exist because a
+GitHub comment can only show pictures. The report stays complete without them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on CI runners
+import matplotlib.pyplot as plt
+
+if TYPE_CHECKING:
+    from mlci.report import Side
+
+CURVE_AXES = {
+    "roc": ("fpr", "tpr", "ROC (one-vs-rest)"),
+    "precision_recall": (
+        "recall",
+        "precision",
+        "Precision-recall (one-vs-rest)",
+    ),
+}
+
+
+def _curves(base: Side, current: Side, name: str, path: Path) -> bool:
+    x, y, title = CURVE_AXES[name]
+    classes = sorted(set(current.curves.get(name, {})) | set(base.curves.get(name, {})))
+    if not classes:
+        return False
+    fig, axes = plt.subplots(1, len(classes), figsize=(4 * len(classes), 3.6), squeeze=False)
+    for ax, cls in zip(axes[0], classes, strict=True):
+        for side, style in ((base, "--"), (current, "-")):
+            frame = side.curves.get(name, {}).get(cls)
+            if frame is not None and not frame.empty:
+                ax.plot(frame[x], frame[y], style, label=side.label)
+        ax.set_title(cls)
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(loc="lower right" if name == "roc" else "lower left", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return True
+
+
+def _importance(base: Side, current: Side, path: Path) -> bool:
+    if current.importance is None:
+        return False
+    cur = current.importance.set_index("feature")["importance"]
+    features = list(cur.sort_values().index)
+    fig, ax = plt.subplots(figsize=(6, 0.45 * len(features) + 1.2))
+    positions = range(len(features))
+    ax.barh([p + 0.2 for p in positions], cur.reindex(features), height=0.4, label=current.label)
+    if base.importance is not None:
+        b = base.importance.set_index("feature")["importance"].reindex(features)
+        ax.barh([p - 0.2 for p in positions], b, height=0.4, label=base.label, alpha=0.6)
+    ax.set_yticks(list(positions), features)
+    ax.set_xlabel("permutation importance (drop in macro F1)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return True
+
+
+def draw(base: Side, current: Side, out_dir: Path) -> dict[str, str]:
+    """Draw what there is data for; return {title: file name relative to out_dir}."""
+    drawn: dict[str, str] = {}
+    if _curves(base, current, "roc", out_dir / "roc.png"):
+        drawn["ROC curves"] = "roc.png"
+    if _curves(base, current, "precision_recall", out_dir / "precision_recall.png"):
+        drawn["Precision-recall curves"] = "precision_recall.png"
+    if _importance(base, current, out_dir / "importance.png"):
+        drawn["Feature importance"] = "importance.png"
+    return drawn

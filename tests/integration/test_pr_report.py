@@ -1,0 +1,208 @@
+"""`mlci report` / `mlci gate` / `mlci pr-check` in real git repositories with real commits.
+
+One base commit (a deliberately middling model, C=0.05) and one branch per scenario: better,
+worse beyond tolerance, equal, data breaking the contract, changed data, a param added, stale
+results, and a base with no metrics yet.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import copy_repo, git, run
+
+pytestmark = pytest.mark.slow
+
+
+def set_param(repo: Path, dotted: str, value: object) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    *parents, last = dotted.split(".")
+    node = params
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def commit_all(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", message)
+
+
+@pytest.fixture(scope="module")
+def base_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = copy_repo(tmp_path_factory.mktemp("base") / "repo")
+    set_param(repo, "train.estimator.params.C", 0.05)
+    run(["dvc", "repro"], repo)
+    commit_all(repo, "base: C=0.05")
+    return repo
+
+
+@pytest.fixture
+def branch(base_repo: Path, tmp_path: Path):
+    """Make a branch in a private copy of the base repository."""
+
+    def make(name: str) -> Path:
+        repo = tmp_path / name
+        shutil.copytree(base_repo, repo, symlinks=True)
+        git(repo, "checkout", "-qb", name)
+        return repo
+
+    return make
+
+
+def report(repo: Path, *extra: str) -> tuple[str, dict]:
+    run(["mlci", "report", "--base", "main", *extra], repo)
+    text = (repo / "reports/pr/report.md").read_text()
+    return text, json.loads((repo / "reports/pr/verdict.json").read_text())
+
+
+def gate(repo: Path) -> tuple[int, str]:
+    result = run(["mlci", "gate", "--base", "main"], repo, check=False)
+    return result.returncode, result.stdout + result.stderr
+
+
+def metric_row(text: str, metric: str) -> list[str]:
+    line = next(line for line in text.splitlines() if line.startswith(f"| {metric} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_better_model_passes(branch) -> None:
+    repo = branch("better")
+    set_param(repo, "train.estimator.params.C", 1.0)
+    run(["dvc", "repro"], repo)
+    commit_all(repo, "stronger regularisation off")
+
+    text, verdict = report(repo)
+    assert verdict["passed"] is True
+    assert text.startswith("## ✅ Model gate passed")
+    _, base, mine, change, mark = metric_row(text, "accuracy")
+    assert float(mine) > float(base) and change.startswith("+") and mark == "✅"
+    assert "| `train.estimator.params.C` | `0.05` | `1.0` |" in text
+    assert "Data unchanged against base." in text
+    assert "| Adelie |" in text  # confusion matrix as a table
+    for image in ("roc.png", "precision_recall.png", "importance.png"):
+        assert (repo / "reports/pr" / image).stat().st_size > 1000
+        assert f"]({image})" in text
+    assert gate(repo)[0] == 0
+
+
+def test_regression_beyond_tolerance_fails(branch) -> None:
+    repo = branch("worse")
+    set_param(repo, "train.estimator.params.C", 0.02)
+    run(["dvc", "repro"], repo)
+    commit_all(repo, "more regularisation")
+
+    text, verdict = report(repo)
+    assert verdict["passed"] is False
+    failed = {(c["kind"], c["metric"]) for c in verdict["checks"] if not c["passed"]}
+    assert ("regression", "f1_macro") in failed
+    assert ("regression", "accuracy") in failed
+    # The absolute floors still hold: it is the regression that fails it.
+    assert not any(kind == "minimum" for kind, _ in failed)
+    assert verdict["summary"].startswith("FAILED: ") and " fell " in verdict["summary"]
+    _, base, mine, change, mark = metric_row(text, "f1_macro")
+    assert float(mine) < float(base) and change.startswith("-") and mark == "❌"
+    code, out = gate(repo)
+    assert code == 1 and "FAILED" in out and "allowed worsening 0.01" in out
+
+
+def test_unchanged_model_passes_with_no_param_changes(branch) -> None:
+    repo = branch("docs")
+    (repo / "README.md").write_text("docs only\n")
+    commit_all(repo, "docs")
+
+    text, verdict = report(repo, "--no-images")
+    assert verdict["passed"] is True
+    assert "No parameter changed." in text
+    assert metric_row(text, "accuracy")[3] == "0"
+    assert "unchanged at" in json.dumps(verdict["checks"])
+
+
+def test_added_param_is_listed(branch) -> None:
+    repo = branch("tol")
+    set_param(repo, "train.estimator.params.tol", 0.0001)
+    run(["dvc", "repro"], repo)
+    commit_all(repo, "add tol")
+    text, _ = report(repo, "--no-images")
+    assert "| `train.estimator.params.tol` | *(absent)* | `0.0001` |" in text
+
+
+def test_stale_results_fail_with_the_command_to_run(branch) -> None:
+    repo = branch("stale")
+    set_param(repo, "train.estimator.params.C", 1.0)
+    commit_all(repo, "changed params, forgot to re-run")
+
+    code, out = gate(repo)
+    assert code == 1
+    assert "stale" in out and "param train" in out and "make run" in out
+    stale = run(["mlci", "check-stale"], repo, check=False)
+    assert stale.returncode == 1 and "train" in stale.stderr
+
+
+def test_data_breaking_the_contract_fails_with_a_table(branch) -> None:
+    repo = branch("bad-data")
+    source = repo / "data/sample/penguins-raw.csv"
+    df = pd.read_csv(source)
+    df.loc[10, "Flipper Length (mm)"] = 999
+    df.loc[11, "Island"] = "Atlantis"
+    df.to_csv(source, index=False)
+    commit_all(repo, "new data")
+    model_before = (repo / "models/model.skops").read_bytes()
+
+    result = run(["mlci", "pr-check", "--base", "main", "--no-images"], repo, check=False)
+
+    assert result.returncode == 1
+    text = (repo / "reports/pr/report.md").read_text()
+    verdict = json.loads((repo / "reports/pr/verdict.json").read_text())
+    assert verdict["passed"] is False and verdict["repro_exit_code"] != 0
+    assert any(c["kind"] == "contract" for c in verdict["checks"] if not c["passed"])
+    assert "Data **changed** against base." in text
+    assert "| flipper_length_mm | `less_than_or_equal_to(250.0)` | 1 | 10: 999.0 |" in text
+    assert "| island | `isin(['Biscoe', 'Dream', 'Torgersen'])` | 1 | 11: 'Atlantis' |" in text
+    assert (repo / "models/model.skops").read_bytes() == model_before
+
+
+def test_changed_data_rescores_the_base_model_on_the_new_test_set(branch) -> None:
+    repo = branch("more-data")
+    source = repo / "data/sample/penguins-raw.csv"
+    pd.read_csv(source).iloc[:-20].to_csv(source, index=False)
+    run(["dvc", "repro"], repo)
+    commit_all(repo, "fewer rows")
+
+    text, verdict = report(repo, "--no-images")
+    assert "re-scored on this branch's test set" in text
+    # The same model on 20 fewer rows: no regression beyond tolerance, so it passes.
+    assert verdict["passed"] is True, verdict["summary"]
+    assert "Data **changed** against base." in text
+    assert "344 → 342" in text and "324 → 322" in text
+
+
+def test_base_without_metrics_uses_floors_only(branch) -> None:
+    repo = branch("first")
+    git(repo, "checkout", "-q", "main")
+    git(repo, "checkout", "-qb", "empty-base")
+    git(repo, "rm", "-q", "reports/metrics.json")
+    commit_all(repo, "a base with no metrics yet")
+    git(repo, "checkout", "-q", "first")
+
+    result = run(["mlci", "gate", "--base", "empty-base"], repo)
+    assert "PASSED" in result.stdout
+    assert "the base branch has no metrics yet" in result.stdout
+    run(["mlci", "report", "--base", "empty-base", "--no-images"], repo)
+    verdict = json.loads((repo / "reports/pr/verdict.json").read_text())
+    assert not any(c["kind"] == "regression" for c in verdict["checks"])
+    assert any(c["kind"] == "minimum" for c in verdict["checks"])
+
+
+def test_unknown_base_ref_is_a_clear_error(base_repo: Path) -> None:
+    result = run(["mlci", "gate", "--base", "origin/nope"], base_repo, check=False)
+    assert result.returncode == 2
+    assert "unknown git ref 'origin/nope'" in result.stderr
+    assert "Traceback" not in result.stderr
