@@ -16,7 +16,8 @@ export UV_COMPILE_BYTECODE := 1
 
 BASE ?= origin/main
 
-.PHONY: help setup run repro test test-fast lint format check-workflows bench clean
+.PHONY: help setup run repro test test-fast lint format check-workflows bench clean \
+	pull check-stale report gate pr-check comment
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -47,6 +48,30 @@ lint: setup ## ruff lint and format check
 format: setup ## apply ruff fixes and formatting
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
+
+pull: setup ## fetch DVC-tracked data and models from the remote, if it has them
+	$(RUN) dvc pull --allow-missing || echo "dvc pull: nothing pulled; the pipeline will recompute"
+
+check-stale: setup ## fail if dvc.lock is out of date with code, params or data
+	$(RUN) mlci check-stale
+
+report: setup ## write reports/pr/report.md comparing with BASE (default origin/main)
+	$(RUN) mlci report --base $(BASE)
+
+gate: setup ## exit non-zero when the model fails the merge gate against BASE
+	$(RUN) mlci gate --base $(BASE)
+
+pr-check: setup ## CI: staleness check, dvc repro, report and gate against BASE
+	$(RUN) mlci pr-check --base $(BASE)
+
+# Needs no environment: the comment job must not install or run a pull request's code.
+comment: ## post reports/pr as the pull-request comment (CI: workflow_run job)
+	PYTHONPATH=src python3 -m mlci.comment --dir $(REPORT_DIR) --head-sha $(HEAD_SHA)
+
+check-workflows: setup ## zizmor (pedantic, offline) and JSON-schema checks of .github/
+	$(RUN) zizmor --offline --persona pedantic .github/workflows
+	$(RUN) check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(RUN) check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
 
 bench: setup ## run the benchmarks and write bench/results/*.json
 	$(RUN) python bench/pipeline_bench.py

@@ -129,6 +129,7 @@ def _pr_check(args: argparse.Namespace) -> int:
         stale=stale,
         extra={"repro_exit_code": repro.returncode},
     )
+    report.write_pr_info(args.out_dir)
     print(c.verdict.summary)
     if repro.returncode != 0 and c.verdict.passed:
         print("dvc repro failed: see its output above", file=sys.stderr)

@@ -464,3 +464,13 @@ def write(
     verdict = {**c.verdict.to_dict(), "base": c.base.label, "base_sha": c.base.sha, **(extra or {})}
     files.write_json(out_dir / "verdict.json", verdict)
     return c
+
+
+def write_pr_info(out_dir: Path) -> None:
+    """On a pull_request run, record which pull request and commit the report is for."""
+    event_path = os.environ.get("GITHUB_EVENT_PATH")
+    event = history.read_json(event_path) if event_path else None
+    pr = (event or {}).get("pull_request")
+    if pr:
+        info = {"pr_number": pr["number"], "head_sha": pr["head"]["sha"]}
+        files.write_json(out_dir / "pr.json", info)
