@@ -210,7 +210,7 @@ def _delta(new: Any, old: Any, lower_better: bool = False, digits: int = 4) -> s
     if abs(d) < 10 ** -(digits + 1):
         return "0"
     better = d < 0 if lower_better else d > 0
-    return f"{d:+.{digits}f} {'↑' if better else '↓'}"
+    return f"{d:+.{digits}f} ({'better' if better else 'worse'})"
 
 
 def _metrics_section(c: Comparison) -> list[str]:

@@ -83,7 +83,7 @@ def test_better_model_passes(branch) -> None:
     assert verdict["passed"] is True
     assert text.startswith("## ✅ Model gate passed")
     _, base, mine, change, mark = metric_row(text, "accuracy")
-    assert float(mine) > float(base) and change.startswith("+") and mark == "✅"
+    assert float(mine) > float(base) and change.endswith("(better)") and mark == "✅"
     assert "| `train.estimator.params.C` | `0.05` | `1.0` |" in text
     assert "Data unchanged against base." in text
     assert "| Adelie |" in text  # confusion matrix as a table
@@ -108,7 +108,7 @@ def test_regression_beyond_tolerance_fails(branch) -> None:
     assert not any(kind == "minimum" for kind, _ in failed)
     assert verdict["summary"].startswith("FAILED: ") and " fell " in verdict["summary"]
     _, base, mine, change, mark = metric_row(text, "f1_macro")
-    assert float(mine) < float(base) and change.startswith("-") and mark == "❌"
+    assert float(mine) < float(base) and change.endswith("(worse)") and mark == "❌"
     code, out = gate(repo)
     assert code == 1 and "FAILED" in out and "allowed worsening 0.01" in out
 
