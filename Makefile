@@ -17,7 +17,7 @@ export UV_COMPILE_BYTECODE := 1
 BASE ?= origin/main
 
 .PHONY: help setup run repro test test-fast lint format check-workflows bench clean \
-	pull check-stale report gate pr-check comment
+	pull check-stale report gate pr-check comment install-cml
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -67,6 +67,10 @@ pr-check: setup ## CI: staleness check, dvc repro, report and gate against BASE
 # Needs no environment: the comment job must not install or run a pull request's code.
 comment: ## post reports/pr as the pull-request comment (CI: workflow_run job)
 	PYTHONPATH=src python3 -m mlci.comment --dir $(REPORT_DIR) --head-sha $(HEAD_SHA)
+
+CML_VERSION := 0.20.6
+install-cml: ## install the CML command line from npm (the comment job; needs Node.js)
+	npm install --global --no-fund --no-audit @dvcorg/cml@$(CML_VERSION)
 
 check-workflows: setup ## zizmor (pedantic, offline) and JSON-schema checks of .github/
 	$(RUN) zizmor --offline --persona pedantic .github/workflows
