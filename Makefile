@@ -17,7 +17,9 @@ export UV_COMPILE_BYTECODE := 1
 BASE ?= origin/main
 
 .PHONY: help setup run repro test test-fast lint format check-workflows bench clean \
-	pull check-stale report gate pr-check comment install-cml
+	pull check-stale report gate pr-check comment install-cml verify-release containerize \
+	smoke-test smoke-image push-image sign-image model-card github-release \
+	package serve bench-serve
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -77,8 +79,59 @@ check-workflows: setup ## zizmor (pedantic, offline) and JSON-schema checks of .
 	$(RUN) check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(RUN) check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
 
+# ---- release (GitHub runners: these need Docker, cosign and gh) ----------------------------
+BENTO ?= mlci_classifier:latest
+IMAGE ?= ghcr.io/owner/repo
+VERSION ?= 0.0.0
+TAG ?= v$(VERSION)
+DEFAULT_BRANCH ?= main
+
+verify-release: setup ## check TAG may ship: vX.Y.Z, on the default branch, fresh dvc.lock, gate passes
+	$(RUN) mlci verify-release --tag $(TAG) --default-branch $(DEFAULT_BRANCH)
+
+containerize: setup ## build IMAGE:VERSION from the packaged Bento (needs Docker)
+	$(RUN) bentoml containerize $(BENTO) --image-tag $(IMAGE):$(VERSION)
+
+smoke-test: setup ## smoke-test a running service at URL (default http://127.0.0.1:3000)
+	$(RUN) mlci smoke-test --url $(or $(URL),http://127.0.0.1:3000)
+
+smoke-image: setup ## run IMAGE:VERSION on 127.0.0.1:3000, smoke-test it, stop it (needs Docker)
+	docker run -d --rm --name mlci-smoke -p 127.0.0.1:3000:3000 $(IMAGE):$(VERSION)
+	$(RUN) mlci smoke-test --url http://127.0.0.1:3000 \
+		|| { docker logs mlci-smoke; docker stop mlci-smoke; exit 1; }
+	docker stop mlci-smoke
+
+push-image: ## push IMAGE:VERSION and record its digest (needs Docker, registry login)
+	docker push $(IMAGE):$(VERSION)
+	@digest=$$(docker inspect --format '{{index .RepoDigests 0}}' $(IMAGE):$(VERSION) | cut -d@ -f2); \
+		echo "digest=$$digest"; \
+		if [ -n "$$GITHUB_OUTPUT" ]; then echo "digest=$$digest" >> "$$GITHUB_OUTPUT"; fi
+
+sign-image: ## keyless cosign signature of IMAGE@DIGEST (GitHub OIDC)
+	cosign sign --yes $(IMAGE)@$(DIGEST)
+
+model-card: setup ## write reports/release/model_card.md for VERSION, IMAGE, DIGEST
+	$(RUN) mlci model-card --version $(VERSION) --image $(IMAGE) --digest $(DIGEST)
+
+github-release: ## create the GitHub Release for TAG with the model card (needs gh)
+	gh release create $(TAG) --verify-tag --title "$(TAG)" --notes-file reports/release/model_card.md
+
 bench: setup ## run the benchmarks and write bench/results/*.json
 	$(RUN) python bench/pipeline_bench.py
+
+# ---- serving (BENTOML_HOME chooses the model/bento store, default ~/bentoml) -----------------
+SERVE_HOST ?= 127.0.0.1
+SERVE_PORT ?= 3000
+
+package: setup ## register the DVC-tracked model in BentoML and build the bento (no Docker)
+	$(RUN) mlci package
+
+serve: setup ## register the model if needed, serve it on SERVE_HOST:SERVE_PORT (127.0.0.1:3000)
+	$(RUN) mlci register-model
+	$(RUN) bentoml serve mlci.service:Classifier --host $(SERVE_HOST) --port $(SERVE_PORT)
+
+bench-serve: setup ## benchmark the service over HTTP; writes bench/results/serve.json
+	$(RUN) python bench/serve_bench.py
 
 clean: ## remove pipeline outputs (the DVC cache keeps them: `dvc checkout` restores)
 	rm -rf data/interim data/processed reports models/*.skops models/model_meta.json

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlci import monitor_cli
 from mlci.errors import UserError
 
 EXIT_USER_ERROR = 2
@@ -70,12 +71,57 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-images", action="store_true", help="skip the PNG plots")
 
 
+def _verify_rel_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tag", required=True, help="the pushed tag, vX.Y.Z")
+    p.add_argument("--default-branch", default="main")
+
+
+def _smoke_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", default="http://127.0.0.1:3000")
+    p.add_argument("--wait", type=float, default=120.0, help="seconds to wait for /readyz")
+
+
+def _model_card_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--version", required=True)
+    p.add_argument("--image", required=True, help="ghcr.io/owner/repo")
+    p.add_argument("--digest", required=True, help="sha256:...")
+    p.add_argument("--repository", default=os.environ.get("GITHUB_REPOSITORY", "owner/repo"))
+
+
 # Extra arguments per subcommand: name -> function that adds them to its parser.
 ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "report": _report_args,
     "gate": _base_arg,
     "pr-check": _report_args,
+    "drift": monitor_cli.drift_arguments,
+    "staleness": monitor_cli.staleness_arguments,
+    "verify-release": _verify_rel_args,
+    "smoke-test": _smoke_args,
+    "model-card": _model_card_args,
 }
+
+
+def _verify_rel(args: argparse.Namespace) -> int:
+    from mlci import release
+
+    out = release.verify(args.tag, args.default_branch)
+    print(f"release {args.tag} may ship: {json.dumps(out)}")
+    return 0
+
+
+def _smoke(args: argparse.Namespace) -> int:
+    from mlci import release
+
+    for line in release.smoke(args.url, args.wait):
+        print(f"ok: {line}")
+    return 0
+
+
+def _model_card(args: argparse.Namespace) -> int:
+    from mlci import release
+
+    print(release.model_card(args.version, args.image, args.digest, args.repository))
+    return 0
 
 
 def _check_stale(args: argparse.Namespace) -> int:
@@ -166,6 +212,19 @@ def build_parser() -> argparse.ArgumentParser:
         "report": ("write the pull-request report against a base git ref", _report),
         "gate": ("exit 1 when the model fails the merge gate against a base ref", _gate),
         "pr-check": ("CI: staleness, dvc repro, report and gate in one step", _pr_check),
+        "drift": ("compare a batch of current data with the training data", monitor_cli.drift),
+        "staleness": ("exit 1 when the production model is too old", monitor_cli.staleness),
+        "verify-release": ("check a release tag may ship (on main, fresh, gate)", _verify_rel),
+        "smoke-test": ("check a running service: readyz, a valid and an invalid request", _smoke),
+        "model-card": ("write reports/release/model_card.md for a release", _model_card),
+        "register-model": (
+            "register the DVC-tracked model in the BentoML store",
+            _stage("serving_registry"),
+        ),
+        "package": (
+            "register the model, build the bento (bentofile.yaml)",
+            _stage("serving_package"),
+        ),
     }
     for name, (help_text, func) in commands.items():
         p = sub.add_parser(name, help=help_text)

@@ -1,0 +1,112 @@
+"""Release logic that runs here: tag verification on real git repositories, the model card.
+(The image build, push and signature need Docker and GitHub: checked statically.)"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import git, run
+
+pytestmark = pytest.mark.slow
+DIGEST = "sha256:" + "ab" * 32
+
+
+@pytest.fixture
+def repo(trained_repo: Path, tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    shutil.copytree(trained_repo, repo, symlinks=True)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "trained")
+    git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")
+    return repo
+
+
+def verify(repo: Path, tag: str, output: Path | None = None):
+    git(repo, "tag", "-f", tag)
+    extra = {"GITHUB_REPOSITORY": "Some-Owner/My-Repo"}
+    if output:
+        extra["GITHUB_OUTPUT"] = str(output)
+    return run(["mlci", "verify-release", "--tag", tag], repo, check=False, **extra)
+
+
+def test_tag_on_main_with_a_passing_model_may_ship(repo: Path, tmp_path: Path) -> None:
+    output = tmp_path / "github_output"
+    result = verify(repo, "v1.2.3", output)
+    assert result.returncode == 0, result.stderr
+    lines = output.read_text().splitlines()
+    assert "version=1.2.3" in lines
+    assert "image=ghcr.io/some-owner/my-repo" in lines
+
+
+def test_malformed_tag_is_refused(repo: Path) -> None:
+    result = verify(repo, "release-1")
+    assert result.returncode == 2 and "not of the form vX.Y.Z" in result.stderr
+
+
+def test_tag_off_the_default_branch_is_refused(repo: Path) -> None:
+    git(repo, "checkout", "-qb", "side")
+    (repo / "README.md").write_text("side branch\n")
+    git(repo, "commit", "-qam", "side")
+    result = verify(repo, "v1.2.4")
+    assert result.returncode == 2 and "not on origin/main" in result.stderr
+
+
+def test_stale_lock_is_refused(repo: Path) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["estimator"]["params"]["C"] = 0.5
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    git(repo, "commit", "-qam", "params without re-run")
+    git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")
+    result = verify(repo, "v1.2.5")
+    assert result.returncode == 2 and "stale" in result.stderr and "train" in result.stderr
+
+
+def test_model_failing_the_gate_is_refused(repo: Path) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["gate"]["maximum"]["log_loss"] = 0.0001
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    git(repo, "commit", "-qam", "stricter gate")
+    git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")
+    result = verify(repo, "v1.2.6")
+    assert result.returncode == 2
+    assert "does not pass the gate" in result.stderr and "log_loss" in result.stderr
+
+
+def test_model_card(repo: Path) -> None:
+    result = run(
+        [
+            "mlci",
+            "model-card",
+            "--version",
+            "1.2.3",
+            "--image",
+            "ghcr.io/o/r",
+            "--digest",
+            DIGEST,
+            "--repository",
+            "o/r",
+        ],
+        repo,
+    )
+    card = (repo / "reports/release/model_card.md").read_text()
+    assert card == result.stdout.rstrip("\n") + "\n" or card in result.stdout
+    assert f"cosign verify ghcr.io/o/r@{DIGEST}" in card
+    assert "--certificate-oidc-issuer https://token.actions.githubusercontent.com" in card
+    assert f"gh attestation verify oci://ghcr.io/o/r@{DIGEST} --repo o/r" in card
+    assert "kubectl set image deployment/mlci mlci=ghcr.io/o/r:<previous-version>" in card
+    assert "| f1_macro |" in card and "| island = Biscoe |" in card
+    sha = (repo / "reports/ingest.json").read_text().split('"source_sha256": "')[1][:64]
+    assert sha in card
+
+
+def test_model_card_rejects_a_bad_digest(repo: Path) -> None:
+    result = run(
+        ["mlci", "model-card", "--version", "1", "--image", "i", "--digest", "latest"],
+        repo,
+        check=False,
+    )
+    assert result.returncode == 2 and "not sha256:" in result.stderr
