@@ -18,7 +18,7 @@ BASE ?= origin/main
 
 .PHONY: help setup run repro test test-fast lint format check-workflows bench clean \
 	pull check-stale report gate pr-check comment install-cml verify-release containerize \
-	smoke-test smoke-image push-image sign-image model-card github-release \
+	smoke-test smoke-image push-image sign-image model-card github-release monitor retrain retrain-pr \
 	package serve bench-serve
 
 help: ## list the targets
@@ -116,6 +116,18 @@ model-card: setup ## write reports/release/model_card.md for VERSION, IMAGE, DIG
 github-release: ## create the GitHub Release for TAG with the model card (needs gh)
 	gh release create $(TAG) --verify-tag --title "$(TAG)" --notes-file reports/release/model_card.md
 
+# ---- the loop: monitoring and retraining ---------------------------------------------------
+monitor: setup ## drift + staleness on CURRENT (path or URL); PUBLISH=1 updates the GitHub issue
+	$(RUN) mlci monitor --current "$(or $(CURRENT),$(MONITOR_SOURCE))" $(if $(PUBLISH),--publish) \
+		$(if $(RETRAIN_ON_DRIFT),--dispatch-retrain)
+
+retrain: setup ## re-run the pipeline, on SOURCE when given (a new data.source)
+	$(RUN) mlci retrain $(if $(SOURCE),--source "$(SOURCE)")
+
+retrain-pr: setup ## commit the re-run results on a branch and open a pull request (needs gh)
+	gh auth setup-git
+	$(RUN) mlci retrain-pr --base $(DEFAULT_BRANCH)
+
 bench: setup ## run the benchmarks and write bench/results/*.json
 	$(RUN) python bench/pipeline_bench.py
 
@@ -135,3 +147,17 @@ bench-serve: setup ## benchmark the service over HTTP; writes bench/results/serv
 
 clean: ## remove pipeline outputs (the DVC cache keeps them: `dvc checkout` restores)
 	rm -rf data/interim data/processed reports models/*.skops models/model_meta.json
+
+# ---- drift and model age (mlci drift, mlci staleness) ----------------------------------------
+.PHONY: drift staleness bench-drift
+
+drift: setup ## CURRENT=<csv|parquet|jsonl|log folder> vs training data; exit 1 drift, 3 too few rows
+	$(if $(CURRENT),,$(error set CURRENT=<data file, prediction log, or folder of *.jsonl logs>))
+	$(RUN) mlci drift --current "$(CURRENT)" $(if $(REFERENCE),--reference "$(REFERENCE)") \
+		$(if $(DRIFT_OUT),--out-dir "$(DRIFT_OUT)")
+
+staleness: setup ## exit 1 when the production model is older than monitor.max_model_age_days
+	$(RUN) mlci staleness
+
+bench-drift: setup ## drift detection and false-alarm rates; writes bench/results/drift.json
+	$(RUN) python bench/drift_bench.py

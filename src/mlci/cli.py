@@ -88,6 +88,48 @@ def _model_card_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repository", default=os.environ.get("GITHUB_REPOSITORY", "owner/repo"))
 
 
+def _monitor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--current", required=True, help="batch: path, folder or fsspec URL")
+    p.add_argument("--publish", action="store_true", help="open/update the GitHub issue (gh)")
+    p.add_argument("--dispatch-retrain", action="store_true", help="start retrain on drift")
+
+
+def _retrain_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", default="", help="new data.source (default: keep params.yaml's)")
+
+
+def _retrain_pr_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base", default="main", help="branch the pull request targets")
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    from mlci import monitor
+    from mlci.config import load_params
+
+    result, actions = monitor.run(
+        load_params(args.params), args.current, args.publish, args.dispatch_retrain
+    )
+    print(f"monitoring: {result['status']} {result['found'] or ''}".rstrip())
+    for action in actions:
+        print(f"  {action}")
+    return monitor.EXIT.get(result["status"], 0)
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    from mlci import retrain
+
+    retrain.retrain(args.source or None)
+    print("retrained: dvc.lock, reports/ and the model are updated")
+    return 0
+
+
+def _retrain_pr(args: argparse.Namespace) -> int:
+    from mlci import retrain
+
+    print(retrain.open_pull_request(args.base, retrain.github_create_pr))
+    return 0
+
+
 # Extra arguments per subcommand: name -> function that adds them to its parser.
 ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "report": _report_args,
@@ -98,6 +140,9 @@ ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "verify-release": _verify_rel_args,
     "smoke-test": _smoke_args,
     "model-card": _model_card_args,
+    "monitor": _monitor_args,
+    "retrain": _retrain_args,
+    "retrain-pr": _retrain_pr_args,
 }
 
 
@@ -217,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
         "verify-release": ("check a release tag may ship (on main, fresh, gate)", _verify_rel),
         "smoke-test": ("check a running service: readyz, a valid and an invalid request", _smoke),
         "model-card": ("write reports/release/model_card.md for a release", _model_card),
+        "monitor": ("scheduled check: drift + staleness, one GitHub issue", _monitor),
+        "retrain": ("re-run the pipeline, optionally on a new data source", _retrain),
+        "retrain-pr": ("commit re-run results on a branch and open a pull request", _retrain_pr),
         "register-model": (
             "register the DVC-tracked model in the BentoML store",
             _stage("serving_registry"),

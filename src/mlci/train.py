@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import subprocess
 import time
+from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any
 
@@ -84,6 +85,7 @@ def run(params: Params) -> dict[str, Any]:
         "train_rows": len(train),
         "train_data_sha256": files.sha256_file(paths.TRAIN),
         "fit_seconds": round(fit_seconds, 4),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "params": params.model_dump(mode="json", by_alias=True),
         "git": _git_state(),
         "python": platform.python_version(),

@@ -1,0 +1,135 @@
+"""The loop: `mlci monitor` on real batches, the one-issue publishing rule, and retraining
+that ends in a pushed branch. GitHub's API is not reachable here, so `gh` is replaced by a
+recorder; git, dvc and the pipeline are real."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlci import monitor, retrain
+from tests.conftest import git, run
+
+pytestmark = pytest.mark.slow
+
+
+class FakeGh:
+    def __init__(self, open_issues: list[int]) -> None:
+        self.open_issues = open_issues
+        self.calls: list[list[str]] = []
+
+    def __call__(self, args: list[str]) -> str:
+        self.calls.append(args)
+        if args[:2] == ["issue", "list"]:
+            return json.dumps([{"number": n} for n in self.open_issues])
+        return ""
+
+    def verbs(self) -> list[str]:
+        return [" ".join(c[:2]) for c in self.calls]
+
+
+def batch(repo: Path, name: str, shift: float, seed: int) -> Path:
+    train = pd.read_parquet(repo / "data/processed/train.parquet")
+    df = train.sample(200, replace=True, random_state=seed).reset_index(drop=True)
+    df["sample_id"] = [f"{name}-{i}" for i in range(len(df))]
+    df["body_mass_g"] = df["body_mass_g"] + shift
+    path = repo / f"{name}.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def repo(trained_repo: Path, tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    shutil.copytree(trained_repo, repo, symlinks=True)
+    return repo
+
+
+def test_monitor_exit_codes_and_report(repo: Path) -> None:
+    shifted = run(["mlci", "monitor", "--current", str(batch(repo, "s", 450, 1))], repo, False)
+    assert shifted.returncode == 1 and "drift" in shifted.stdout
+    body = (repo / "reports/monitor/report.md").read_text()
+    assert body.startswith("## Model monitoring: drift") and "body_mass_g" in body
+    calm = run(["mlci", "monitor", "--current", str(batch(repo, "u", 0, 2))], repo, False)
+    assert calm.returncode == 0, calm.stdout + calm.stderr
+    result = json.loads((repo / "reports/monitor/result.json").read_text())
+    assert result["found"] == [] and result["age"]["stale"] is False
+
+
+def test_missing_batch_is_a_clear_error(repo: Path) -> None:
+    result = run(["mlci", "monitor", "--current", "nowhere.jsonl"], repo, check=False)
+    assert result.returncode == 2 and "nowhere.jsonl" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("open_issues", "found", "verbs", "said"),
+    [
+        ([], ["drift"], ["issue list", "label create", "issue create"], "opened an issue"),
+        ([12, 9], ["drift"], ["issue list", "issue edit", "issue comment"], "updated #9"),
+        ([4], [], ["issue list", "issue comment"], "clear: commented on #4"),
+        ([], [], ["issue list"], "clear: no issue"),
+    ],
+)
+def test_one_issue_is_opened_or_updated(
+    tmp_path: Path, open_issues: list[int], found: list[str], verbs: list[str], said: str
+) -> None:
+    gh = FakeGh(open_issues)
+    body = tmp_path / "report.md"
+    body.write_text("## report")
+    assert monitor.publish({"found": found}, body, gh) == said
+    assert gh.verbs() == verbs
+    for call in gh.calls:
+        if call[:2] in (["issue", "create"], ["issue", "edit"]):
+            assert str(body) in call
+            assert call[1] != "create" or monitor.LABEL in call
+
+
+def test_set_data_source_keeps_comments() -> None:
+    text = (
+        "seed: 1\ndata:\n  # where\n  source: old.csv   # a comment\n  format: auto\n"
+        "other:\n  source: untouched\n"
+    )
+    out = retrain.set_data_source(text, "s3://bucket/new data.csv")
+    assert '  source: "s3://bucket/new data.csv"   # a comment\n' in out
+    assert "  source: untouched" in out and "  # where\n" in out
+
+
+def test_retraining_ends_in_a_pushed_branch_and_a_pull_request(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    origin = tmp_path / "origin.git"
+    run(["git", "init", "-q", "--bare", str(origin)], tmp_path)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "trained")
+    git(repo, "remote", "add", "origin", str(origin))
+    git(repo, "push", "-q", "origin", "main")
+    git(repo, "fetch", "-q", "origin")
+    new = repo / "data/new.csv"
+    pd.read_csv(repo / "data/sample/penguins-raw.csv").iloc[:-30].to_csv(new, index=False)
+
+    run(["mlci", "retrain", "--source", "data/new.csv"], repo)
+    monkeypatch.chdir(repo)
+    opened: list[tuple[str, str, str]] = []
+
+    def create_pr(branch: str, base: str, body: Path) -> str:
+        opened.append((branch, base, body.read_text()))
+        return f"https://example.invalid/pull/{branch}"
+
+    with monkeypatch.context() as m:
+        m.setenv("GIT_AUTHOR_NAME", "t")
+        said = retrain.open_pull_request("main", create_pr, branch="retrain/test")
+
+    assert said.endswith("retrain/test")
+    branch, base, body = opened[0]
+    assert (branch, base) == ("retrain/test", "main")
+    assert "model gate" in body and "## " in body
+    remote_heads = run(["git", "ls-remote", "--heads", str(origin)], tmp_path).stdout
+    assert "refs/heads/retrain/test" in remote_heads
+    shown = git(repo, "show", "--stat", "--format=%s", "retrain/test").stdout
+    assert "params.yaml" in shown and "dvc.lock" in shown and "reports/metrics.json" in shown
+    params = git(repo, "show", "retrain/test:params.yaml").stdout
+    assert 'source: "data/new.csv"' in params
