@@ -136,7 +136,7 @@ SERVE_HOST ?= 127.0.0.1
 SERVE_PORT ?= 3000
 
 package: setup ## register the DVC-tracked model in BentoML and build the bento (no Docker)
-	$(RUN) mlci package
+	UV="$(UV)" $(RUN) mlci package
 
 serve: setup ## register the model if needed, serve it on SERVE_HOST:SERVE_PORT (127.0.0.1:3000)
 	$(RUN) mlci register-model
