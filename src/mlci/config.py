@@ -109,6 +109,28 @@ class GateConfig(_Strict):
         return self
 
 
+class MonitorConfig(_Strict):
+    """Thresholds for drift monitoring and model staleness (see ``mlci.drift``)."""
+
+    alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.05
+    correction: Literal["holm", "bonferroni", "none"] = "holm"
+    psi_bins: Annotated[int, Field(ge=2, le=100)] = 10
+    psi_moderate: Annotated[float, Field(gt=0.0)] = 0.1
+    psi_major: Annotated[float, Field(gt=0.0)] = 0.25
+    min_psi: Annotated[float, Field(ge=0.0)] = 0.02
+    min_batch_size: Annotated[int, Field(ge=2)] = 50
+    max_model_age_days: Annotated[int, Field(ge=1)] = 90
+    max_metric_drop: Share = 0.1
+
+    @model_validator(mode="after")
+    def _psi_ordered(self) -> MonitorConfig:
+        if self.psi_moderate > self.psi_major:
+            raise ValueError(
+                f"psi_moderate ({self.psi_moderate}) is larger than psi_major ({self.psi_major})"
+            )
+        return self
+
+
 class Params(_Strict):
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)]
     data: DataConfig
@@ -117,6 +139,7 @@ class Params(_Strict):
     train: TrainConfig
     evaluate: EvaluateConfig
     gate: GateConfig = Field(default_factory=GateConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 

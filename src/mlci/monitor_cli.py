@@ -1,0 +1,65 @@
+"""Command-line glue for monitoring: ``mlci drift`` and ``mlci staleness``.
+
+Kept free of heavy imports so that building the parser stays fast for every other command.
+
+Exit codes of ``mlci drift``: 0 no drift, 1 drift found (or contract violations, or a metric
+drop on a labelled batch), 2 user error, 3 not enough data for a verdict.
+Exit codes of ``mlci staleness``: 0 fresh, 1 older than ``monitor.max_model_age_days``,
+2 user error (no model metadata, or no way to tell the training time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_OUT = Path("reports/drift")
+
+
+def drift_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--current",
+        type=Path,
+        required=True,
+        help="current batch: CSV/Parquet data file, a .jsonl prediction log, or a folder of them",
+    )
+    p.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="reference data (default: data/processed/train.parquet, the training set)",
+    )
+    p.add_argument(
+        "--out-dir",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"where drift.json and drift.md go (default: {DEFAULT_OUT})",
+    )
+
+
+def staleness_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def drift(args: argparse.Namespace) -> int:
+    from mlci import drift as drift_
+    from mlci import paths
+    from mlci.config import load_params
+
+    params = load_params(args.params)
+    report = drift_.run(params, args.current, args.reference or paths.TRAIN, args.out_dir)
+    print(drift_.summary_text(report))
+    print(f"written: {', '.join(report['written'])}", file=sys.stderr)
+    return int(report["exit_code"])
+
+
+def staleness(args: argparse.Namespace) -> int:
+    from mlci import monitor_staleness
+    from mlci.config import load_params
+
+    params = load_params(args.params)
+    result = monitor_staleness.staleness(params.monitor)
+    print(json.dumps(result, indent=2) if args.json else monitor_staleness.summary_text(result))
+    return 1 if result["stale"] else 0
