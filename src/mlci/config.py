@@ -58,16 +58,7 @@ class EstimatorConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _known_hyperparameters(self) -> EstimatorConfig:
-        # Imported here so loading params stays fast for commands that never train.
-        from mlci.train import estimator_class
-
-        known = set(estimator_class(self.name)().get_params())
-        unknown = sorted(set(self.params) - known - {"random_state"})
-        if unknown:
-            raise ValueError(
-                f"unknown hyperparameter(s) {unknown} for {self.name}; known: {sorted(known)}"
-            )
+    def _seed_from_top_level(self) -> EstimatorConfig:
         if "random_state" in self.params:
             raise ValueError("set the top-level `seed` instead of params.random_state")
         return self
@@ -168,7 +159,13 @@ def parse_params(raw: Any, path: Path = PARAMS_FILE) -> Params:
         raise UserError(_format_errors(err, path)) from None
 
 
-def load_params(path: Path | None = None) -> Params:
+def load_params(path: Path | None = None, estimator: bool = False) -> Params:
+    """Load and validate params.yaml.
+
+    ``estimator=True`` also checks the estimator's hyperparameter names against scikit-learn.
+    That import costs seconds, so only the commands that use the estimator (train,
+    check-params) pay it; the other stages never read those settings.
+    """
     path = Path(path or PARAMS_FILE)
     if not path.is_file():
         raise UserError(f"{path}: params file not found (run from the repository root)")
@@ -178,7 +175,21 @@ def load_params(path: Path | None = None) -> Params:
         raise UserError(f"{path}: not valid YAML: {err}") from None
     params = parse_params(raw, path)
     _check_against_contract(params, path)
+    if estimator:
+        check_hyperparameters(params.train.estimator, path)
     return params
+
+
+def check_hyperparameters(cfg: EstimatorConfig, path: Path = PARAMS_FILE) -> None:
+    from mlci.train import estimator_class
+
+    known = set(estimator_class(cfg.name)().get_params())
+    unknown = sorted(set(cfg.params) - known)
+    if unknown:
+        raise UserError(
+            f"{path}: train.estimator.params: unknown hyperparameter(s) {unknown} for "
+            f"{cfg.name}; known: {sorted(known)}"
+        )
 
 
 def _check_against_contract(params: Params, path: Path) -> None:

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from mlci import contract, files, paths
 from mlci.config import DataConfig, Params, SplitConfig
@@ -91,6 +90,9 @@ def split(params: Params) -> dict:
 def split_frame(
     df: pd.DataFrame, target: str, cfg: SplitConfig, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    # Imported here, not at the top: ingest shares this module and needs no scikit-learn.
+    from sklearn.model_selection import train_test_split
+
     # Stratified so every class is in both parts in the same proportion; the contract's class
     # balance check guarantees each class has enough rows for that.
     try:

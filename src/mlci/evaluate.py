@@ -30,19 +30,41 @@ from mlci.config import Params
 from mlci.train import features_and_target
 
 MISSING = "(missing)"
+# Curves are plot data: past this many points a curve is thinned (evenly, keeping both ends),
+# so a large test set does not write (and plot) one point per row.
+MAX_CURVE_POINTS = 1000
+
+
+def label_codes(values: Any, labels: list[str]) -> np.ndarray:
+    """Each value's position in ``labels`` (-1 if absent), as integers.
+
+    Metrics are computed on these codes, not on the label strings: scikit-learn sorts and
+    compares string labels in Python, which costs seconds per metric on 100,000s of rows, while
+    every metric here depends only on which rows share a label, not on the label's spelling.
+    """
+    return np.asarray(pd.Categorical(values, categories=labels).codes, dtype=np.intp)
+
+
+def known_labels(y: Any, classes: list[str]) -> list[str]:
+    """The model's classes in order, then any other label ``y`` has (so codes stay one-to-one)."""
+    unseen = {v for v in pd.unique(np.asarray(y, dtype=object)) if not pd.isna(v)} - set(classes)
+    return [*classes, *sorted(unseen, key=str)]
 
 
 def quality(y: pd.Series, proba: np.ndarray, classes: list[str]) -> dict[str, Any]:
-    pred = np.asarray(classes)[proba.argmax(axis=1)]
+    # Class j is code j, the column of ``proba`` that scores it.
+    truth = label_codes(y, known_labels(y, classes))
+    pred = proba.argmax(axis=1)
+    codes = list(range(len(classes)))
     precision, recall, _, support = precision_recall_fscore_support(
-        y, pred, labels=classes, zero_division=0
+        truth, pred, labels=codes, zero_division=0
     )
     return {
-        "accuracy": round(float(accuracy_score(y, pred)), 6),
-        "balanced_accuracy": round(float(balanced_accuracy_score(y, pred)), 6),
-        "f1_macro": round(float(f1_score(y, pred, average="macro", zero_division=0)), 6),
-        "log_loss": round(float(log_loss(y, proba, labels=classes)), 6),
-        "roc_auc_ovr": round(float(_roc_auc(y, proba, classes)), 6),
+        "accuracy": round(float(accuracy_score(truth, pred)), 6),
+        "balanced_accuracy": round(float(balanced_accuracy_score(truth, pred)), 6),
+        "f1_macro": round(float(f1_score(truth, pred, average="macro", zero_division=0)), 6),
+        "log_loss": round(float(log_loss(truth, proba, labels=codes)), 6),
+        "roc_auc_ovr": round(float(_roc_auc(truth, proba, codes)), 6),
         "per_class": {
             c: {
                 "precision": round(float(p), 6),
@@ -54,30 +76,31 @@ def quality(y: pd.Series, proba: np.ndarray, classes: list[str]) -> dict[str, An
     }
 
 
-def _roc_auc(y: pd.Series, proba: np.ndarray, classes: list[str]) -> float:
-    present = set(y)
-    if len(present) < 2:
+def _roc_auc(truth: np.ndarray, proba: np.ndarray, codes: list[int]) -> float:
+    if len(np.unique(truth)) < 2:
         return float("nan")
-    if len(classes) == 2:
-        return roc_auc_score(y == classes[1], proba[:, 1])
-    return roc_auc_score(y, proba, multi_class="ovr", labels=classes)
+    if len(codes) == 2:
+        return roc_auc_score(truth == codes[1], proba[:, 1])
+    return roc_auc_score(truth, proba, multi_class="ovr", labels=codes)
 
 
 def slice_metrics(
     X: pd.DataFrame, y: pd.Series, pred: np.ndarray, columns: list[str]
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    present = {*pd.unique(np.asarray(y, dtype=object)), *pd.unique(np.asarray(pred, dtype=object))}
+    labels = sorted((v for v in present if not pd.isna(v)), key=str)
+    truth, predicted = label_codes(y, labels), label_codes(pred, labels)
     for col in columns:
         values = X[col].astype("object").where(X[col].notna(), MISSING)
         per_value = {}
         for value in sorted(values.unique(), key=str):
             mask = (values == value).to_numpy()
+            t, p = truth[mask], predicted[mask]
             per_value[str(value)] = {
                 "n": int(mask.sum()),
-                "accuracy": round(float(accuracy_score(y[mask], pred[mask])), 6),
-                "f1_macro": round(
-                    float(f1_score(y[mask], pred[mask], average="macro", zero_division=0)), 6
-                ),
+                "accuracy": round(float(accuracy_score(t, p)), 6),
+                "f1_macro": round(float(f1_score(t, p, average="macro", zero_division=0)), 6),
             }
         out[col] = per_value
     return out
@@ -90,14 +113,33 @@ def curves(y: pd.Series, proba: np.ndarray, classes: list[str]) -> dict[str, pd.
         truth = (y == c).to_numpy()
         fpr, tpr, _ = roc_curve(truth, proba[:, i])
         precision, recall, _ = precision_recall_curve(truth, proba[:, i])
-        roc[c] = pd.DataFrame({"fpr": fpr.round(6), "tpr": tpr.round(6)})
-        pr[c] = pd.DataFrame({"recall": recall.round(6), "precision": precision.round(6)})
+        roc[c] = _thin(pd.DataFrame({"fpr": fpr.round(6), "tpr": tpr.round(6)}))
+        pr[c] = _thin(pd.DataFrame({"recall": recall.round(6), "precision": precision.round(6)}))
     return {"roc": roc, "pr": pr}
 
 
+def _thin(curve: pd.DataFrame, limit: int = MAX_CURVE_POINTS) -> pd.DataFrame:
+    if len(curve) <= limit:
+        return curve
+    keep = np.unique(np.linspace(0, len(curve) - 1, limit).round().astype(int))
+    return curve.iloc[keep].reset_index(drop=True)
+
+
 def importance(model: Any, X: pd.DataFrame, y: pd.Series, repeats: int, seed: int) -> pd.DataFrame:
+    # Macro F1 of model.predict (what scoring="f1_macro" computes), on integer label codes.
+    labels = known_labels(y, [str(c) for c in model.classes_])
+
+    def f1_macro(estimator: Any, X_: pd.DataFrame, y_codes: np.ndarray) -> float:
+        return f1_score(y_codes, label_codes(estimator.predict(X_), labels), average="macro")
+
     result = permutation_importance(
-        model, X, y, scoring="f1_macro", n_repeats=repeats, random_state=seed, n_jobs=1
+        model,
+        X,
+        label_codes(y, labels),
+        scoring=f1_macro,
+        n_repeats=repeats,
+        random_state=seed,
+        n_jobs=1,
     )
     return (
         pd.DataFrame(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,10 +68,22 @@ def test_missing_key_is_rejected() -> None:
         parse_params(raw)
 
 
-def test_unknown_hyperparameter_names_the_estimator() -> None:
+def test_unknown_hyperparameter_names_the_estimator(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
     raw = with_change("train.estimator.params", {"C": 1.0, "max_iterations": 5})
+    path.write_text(yaml.safe_dump(raw))
     with pytest.raises(UserError, match=r"max_iterations.*logistic_regression"):
-        parse_params(raw)
+        load_params(path, estimator=True)
+    assert main(["--params", str(path), "check-params"]) == 2
+
+
+def test_loading_params_does_not_import_scikit_learn() -> None:
+    """Stages that never train must not pay scikit-learn's import time."""
+    code = (
+        "import sys; from mlci.config import load_params; load_params(); "
+        "sys.exit(1 if {'sklearn', 'skops'} & set(sys.modules) else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 
 
 def test_random_state_must_come_from_seed() -> None:
