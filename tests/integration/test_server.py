@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from mlci import contract, serving_registry
-from tests.conftest import run, tool_env
+from tests.conftest import REPO, run, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -303,3 +303,19 @@ def test_the_built_bento_serves(packaged: dict, tmp_path: Path) -> None:
         status, body = http("POST", f"{url}/predict", {"records": [good_record()]})
         assert status == 200, body
         assert json.loads(body)["model_version"] == packaged["model_tag"].split(":")[1]
+
+
+def test_release_smoke_test_passes_against_the_real_server(server: dict) -> None:
+    """`mlci smoke-test` is what the release runs against the image before pushing it."""
+    result = run(["mlci", "smoke-test", "--url", server["url"], "--wait", "30"], REPO)
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith("/readyz answered 200")
+    assert "valid record answered 200 with a known label" in lines[1]
+    assert f"answered 400 naming '{SPEC.numeric[0]}'" in lines[2]
+
+
+def test_release_smoke_test_fails_clearly_when_nothing_answers() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run(["mlci", "smoke-test", "--url", url, "--wait", "2"], REPO, check=False)
+    assert result.returncode == 2
+    assert f"{url}/readyz not ready after 2 s" in result.stderr
