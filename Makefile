@@ -68,7 +68,7 @@ pr-check: setup ## CI: staleness check, dvc repro, report and gate against BASE
 
 # Needs no environment: the comment job must not install or run a pull request's code.
 comment: ## post reports/pr as the pull-request comment (CI: workflow_run job)
-	PYTHONPATH=src python3 -m mlci.comment --dir $(REPORT_DIR) --head-sha $(HEAD_SHA)
+	PYTHONPATH=src python3 -m mlci.review.comment --dir $(REPORT_DIR) --head-sha $(HEAD_SHA)
 
 CML_VERSION := 0.20.6
 install-cml: ## install the CML command line from npm (the comment job; needs Node.js)
@@ -140,7 +140,7 @@ package: setup ## register the DVC-tracked model in BentoML and build the bento 
 
 serve: setup ## register the model if needed, serve it on SERVE_HOST:SERVE_PORT (127.0.0.1:3000)
 	$(RUN) mlci register-model
-	$(RUN) bentoml serve mlci.service:Classifier --host $(SERVE_HOST) --port $(SERVE_PORT)
+	$(RUN) bentoml serve mlci.serving.service:Classifier --host $(SERVE_HOST) --port $(SERVE_PORT)
 
 bench-serve: setup ## benchmark the service over HTTP; writes bench/results/serve.json
 	$(RUN) python bench/serve_bench.py

@@ -4,7 +4,7 @@ Run with ``make bench-drift`` (or ``uv run --frozen --no-sync python bench/drift
 Needs the training data (``make run``). Writes ``bench/results/drift.json`` and prints a table.
 
 Each trial draws a current batch of ``--batch`` rows (default 200), injects a known shift (or
-none) and runs the detector of ``mlci.drift`` with the thresholds in ``params.yaml``
+none) and runs the detector of ``mlci.monitoring.drift`` with the thresholds in ``params.yaml``
 (``monitor:``): the same tests, PSI, multiple-testing correction and decision rule as the CLI.
 The contract check is left out (resampled training rows cannot break it; a shifted value stays
 inside the contract's bounds, which the benchmark asserts).
@@ -55,8 +55,9 @@ from scipy import stats
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from mlci import artifacts, contract, drift, paths  # noqa: E402
+from mlci import artifacts, contract, paths  # noqa: E402
 from mlci.config import MonitorConfig, load_params  # noqa: E402
+from mlci.monitoring import drift  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "drift.json"
 TARGET_DETECTION = 0.95

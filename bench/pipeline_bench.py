@@ -143,7 +143,7 @@ def bench_startup(root: Path, repeats: int) -> dict[str, Any]:
         "import_pandas": [py, "-c", "import pandas"],
         "import_mlci_contract": [py, "-c", "import mlci.contract"],
         "import_sklearn_base": [py, "-c", "import sklearn.base"],
-        "import_mlci_train": [py, "-c", "import mlci.train"],
+        "import_mlci_train": [py, "-c", "import mlci.pipeline.train"],
         "mlci_check_params": [mlci(), "check-params"],
         "dvc_version": [dvc(), "--version"],
     }

@@ -20,7 +20,7 @@ import pandas as pd
 
 from mlci import contract
 from mlci.config import load_params
-from mlci.schema import clean_raw
+from project.cleaning import clean_raw
 
 SAMPLE = Path("data/sample/penguins-raw.csv")
 

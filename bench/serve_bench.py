@@ -8,7 +8,7 @@ the repository root after ``make run``. It
 2. times predictions in this process: the scikit-learn pipeline on a DataFrame, and the
    service's predictor (compiled fast path) on records, for 1 row and 1,000 rows;
 3. starts, one at a time, on free ports of 127.0.0.1, and stops again:
-   * ``ours``: ``bentoml serve mlci.service:Classifier`` as deployed (prediction log on);
+   * ``ours``: ``bentoml serve mlci.serving.service:Classifier`` as deployed (prediction log on);
    * ``ours-nolog``: the same with the prediction log off (``MLCI_PREDICTION_LOG=""``), which
      shows what logging costs;
    * ``plain``: the BentoML docs' pattern: load the pipeline, DataFrame in, ``predict``;
@@ -86,7 +86,7 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mlci.serving_model import Predictor, limit_threads, request_model
+from mlci.serving.predictor import Predictor, limit_threads, request_model
 
 limit_threads()
 MODEL = Predictor.load(Path(os.environ["BENCH_MODEL_FILE"]), version="bench")
@@ -322,7 +322,7 @@ def timed(func: Any, repeats: int, seconds: float) -> dict[str, float]:
 
 
 def in_process(model_file: Path, records: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
-    from mlci.serving_model import Predictor, limit_threads, request_model
+    from mlci.serving.predictor import Predictor, limit_threads, request_model
 
     limit_threads()
     predictor = Predictor.load(model_file, version="bench")
@@ -433,7 +433,7 @@ def main() -> int:
     repo = args.repo.resolve()
     os.chdir(repo)
 
-    from mlci import serving_registry
+    from mlci.serving import model_store as serving_registry
 
     facts = machine_facts()
     work = Path(tempfile.mkdtemp(prefix="mlci-serve-bench-"))
@@ -463,14 +463,20 @@ def main() -> int:
         serve = [str(BIN / "bentoml"), "serve", "--host", "127.0.0.1", "--port", "{port}"]
         servers = {
             "ours": (
-                Server("ours", [*serve, "mlci.service:Classifier"], repo, env, work / "ours.log"),
+                Server(
+                    "ours",
+                    [*serve, "mlci.serving.service:Classifier"],
+                    repo,
+                    env,
+                    work / "ours.log",
+                ),
                 "/predict",
                 "records",
             ),
             "ours-nolog": (
                 Server(
                     "ours-nolog",
-                    [*serve, "mlci.service:Classifier"],
+                    [*serve, "mlci.serving.service:Classifier"],
                     repo,
                     {**env, "MLCI_PREDICTION_LOG": ""},
                     work / "ours-nolog.log",

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlci import monitor_cli
 from mlci.errors import UserError
+from mlci.monitoring import cli as monitor_cli
 
 EXIT_USER_ERROR = 2
 
@@ -30,7 +30,7 @@ def _stage(module: str) -> Callable[[argparse.Namespace], int]:
         from mlci.config import load_params
 
         params = load_params(args.params, estimator=module == "train")
-        result = importlib.import_module(f"mlci.{module}").run(params)
+        result = importlib.import_module(f"mlci.pipeline.{module}").run(params)
         _print_brief(args.command, result)
         return 0
 
@@ -38,18 +38,18 @@ def _stage(module: str) -> Callable[[argparse.Namespace], int]:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from mlci import data
     from mlci.config import load_params
+    from mlci.pipeline import ingest
 
-    _print_brief("ingest", data.ingest(load_params(args.params)))
+    _print_brief("ingest", ingest.ingest(load_params(args.params)))
     return 0
 
 
 def _split(args: argparse.Namespace) -> int:
-    from mlci import data
     from mlci.config import load_params
+    from mlci.pipeline import split
 
-    _print_brief("split", data.split(load_params(args.params)))
+    _print_brief("split", split.split(load_params(args.params)))
     return 0
 
 
@@ -103,8 +103,8 @@ def _retrain_pr_args(p: argparse.ArgumentParser) -> None:
 
 
 def _monitor(args: argparse.Namespace) -> int:
-    from mlci import monitor
     from mlci.config import load_params
+    from mlci.monitoring import monitor
 
     result, actions = monitor.run(
         load_params(args.params), args.current, args.publish, args.dispatch_retrain
@@ -116,7 +116,7 @@ def _monitor(args: argparse.Namespace) -> int:
 
 
 def _retrain(args: argparse.Namespace) -> int:
-    from mlci import retrain
+    from mlci.monitoring import retrain
 
     retrain.retrain(args.source or None)
     print("retrained: dvc.lock, reports/ and the model are updated")
@@ -124,7 +124,7 @@ def _retrain(args: argparse.Namespace) -> int:
 
 
 def _retrain_pr(args: argparse.Namespace) -> int:
-    from mlci import retrain
+    from mlci.monitoring import retrain
 
     print(retrain.open_pull_request(args.base, retrain.github_create_pr))
     return 0
@@ -183,7 +183,7 @@ def _check_stale(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from mlci import report
+    from mlci.review import report
 
     report.write(args.base, args.out_dir, images=not args.no_images)
     print((args.out_dir / "report.md").read_text())
@@ -192,7 +192,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from mlci import report
+    from mlci.review import report
 
     verdict = report.compare(args.base).verdict
     print(verdict.summary)
@@ -207,7 +207,8 @@ def _pr_check(args: argparse.Namespace) -> int:
     """What the pull-request workflow runs: never stops before the report is written."""
     import subprocess
 
-    from mlci import history, report
+    from mlci import history
+    from mlci.review import report
 
     stale = history.stale_stages()  # before repro: afterwards dvc.lock would look fresh
     repro = subprocess.run(["dvc", "repro"], capture_output=True, text=True)
@@ -230,7 +231,7 @@ def _pr_check(args: argparse.Namespace) -> int:
 
 def _print_brief(command: str, result: Any) -> None:
     if command == "validate":
-        from mlci.validate import summary_text
+        from mlci.pipeline.validate import summary_text
 
         print(summary_text(result))
     elif command == "evaluate":

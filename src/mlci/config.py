@@ -82,7 +82,7 @@ GateMetric = Literal["accuracy", "balanced_accuracy", "f1_macro", "log_loss", "r
 
 
 class GateConfig(_Strict):
-    """Thresholds for the merge gate (``mlci.gate``), on the model's test-set metrics."""
+    """Thresholds for the merge gate (``mlci.review.gate``), on the model's test-set metrics."""
 
     minimum: dict[GateMetric, float] = Field(default_factory=dict)
     maximum: dict[GateMetric, float] = Field(default_factory=dict)
@@ -101,7 +101,7 @@ class GateConfig(_Strict):
 
 
 class MonitorConfig(_Strict):
-    """Thresholds for drift monitoring and model staleness (see ``mlci.drift``)."""
+    """Thresholds for drift monitoring and model staleness (see ``mlci.monitoring.drift``)."""
 
     alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.05
     correction: Literal["holm", "bonferroni", "none"] = "holm"
@@ -181,7 +181,7 @@ def load_params(path: Path | None = None, estimator: bool = False) -> Params:
 
 
 def check_hyperparameters(cfg: EstimatorConfig, path: Path = PARAMS_FILE) -> None:
-    from mlci.train import estimator_class
+    from mlci.pipeline.train import estimator_class
 
     known = set(estimator_class(cfg.name)().get_params())
     unknown = sorted(set(cfg.params) - known)

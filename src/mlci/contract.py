@@ -15,7 +15,7 @@ from typing import Literal
 import pandas as pd
 import pandera.pandas as pa
 
-from mlci import schema
+from project import schema
 
 
 @dataclass(frozen=True)

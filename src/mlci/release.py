@@ -40,7 +40,7 @@ def image_name(repository: str) -> str:
 
 
 def verify(tag: str, default_branch: str) -> dict[str, str]:
-    from mlci import report
+    from mlci.review import report
 
     version = version_of(tag)
     head = history.resolve("HEAD")

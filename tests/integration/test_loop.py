@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlci import monitor, retrain
+from mlci.monitoring import monitor, retrain
 from tests.conftest import git, run
 
 pytestmark = pytest.mark.slow

@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from mlci import contract, serving_registry
+from mlci import contract
+from mlci.serving import model_store as serving_registry
 from tests.conftest import REPO, run, tool_env
 
 pytestmark = pytest.mark.slow
@@ -109,7 +110,7 @@ def running(target: str, cwd: Path, log: Path, timeout: float = 180, **env: str)
 def refuses_to_start(cwd: Path, log: Path, **env: str) -> tuple[int, str]:
     """Run ``bentoml serve`` expecting it to exit by itself; return (exit code, output)."""
     proc = start(
-        serve_cmd("mlci.service:Classifier", free_port()),
+        serve_cmd("mlci.serving.service:Classifier", free_port()),
         cwd,
         tool_env(BENTOML_DO_NOT_TRACK="True", **env),
         log,
@@ -146,7 +147,7 @@ def server(packaged: dict, tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("server")
     plog = tmp / "logs" / "predictions.jsonl"
     with running(
-        "mlci.service:Classifier",
+        "mlci.serving.service:Classifier",
         packaged["repo"],
         tmp / "server.log",
         BENTOML_HOME=str(packaged["home"]),
@@ -191,7 +192,7 @@ def test_readyz_predict_and_an_invalid_request(server: dict) -> None:
 def test_schemathesis_finds_no_failure(server: dict) -> None:
     """Every check against the served /docs.json. BentoML's own spec defects (no
     ``requestBody.required``, a 400 schema its answers do not follow) are corrected by the
-    service (``mlci.service.fix_openapi``), so nothing is excluded here."""
+    service (``mlci.serving.service.fix_openapi``), so nothing is excluded here."""
     result = subprocess.run(
         [
             "schemathesis",
@@ -262,7 +263,7 @@ def test_package_builds_a_bento_with_labels_and_a_usable_dockerfile(packaged: di
     # The bento serves exactly this model: the argument, and the model reference.
     assert info["args"]["model_tag"] == tag
     assert [m["tag"] for m in info["services"][0]["models"]] == [tag]
-    # Source laid out so `mlci.service` imports without installing the project.
+    # Source laid out so `mlci.serving.service` imports without installing the project.
     assert (bento / "src" / "mlci" / "service.py").is_file()
     assert (bento / "src" / "dvc.lock").is_file()
     # Python packages: uv.lock's pins, no dev tools.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlci.comment import ArtifactError, verify
+from mlci.review.comment import ArtifactError, verify
 from tests.helpers import REPO
 
 HEAD = "a" * 40
@@ -86,7 +86,7 @@ def test_oversized_or_linked_report_is_refused(tmp_path: Path) -> None:
 
 def test_comment_module_needs_only_the_standard_library() -> None:
     code = (
-        "import sys; sys.path.insert(0, 'src'); import mlci.comment; "
+        "import sys; sys.path.insert(0, 'src'); import mlci.review.comment; "
         "bad = sorted({m.split('.')[0] for m in sys.modules} & "
         "{'pandas', 'numpy', 'yaml', 'pydantic', 'sklearn', 'dvc', 'bentoml'}); "
         "print(bad); sys.exit(1 if bad else 0)"
@@ -99,7 +99,7 @@ def test_comment_module_needs_only_the_standard_library() -> None:
 
 
 def test_pr_check_records_the_pull_request(tmp_path: Path, monkeypatch) -> None:
-    from mlci.report import write_pr_info
+    from mlci.review.report import write_pr_info
 
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"pull_request": {"number": 12, "head": {"sha": HEAD}}}))

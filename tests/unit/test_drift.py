@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlci import contract, drift
+from mlci import contract
 from mlci.config import MonitorConfig, load_params, parse_params
 from mlci.errors import UserError
-from mlci.schema import clean_raw
+from mlci.monitoring import drift
+from project.cleaning import clean_raw
 
 REPO = Path(__file__).resolve().parents[2]
 CFG = MonitorConfig()

@@ -20,8 +20,10 @@ import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
-from mlci import artifacts, contract, serving_model, serving_registry
+from mlci import artifacts, contract
 from mlci.errors import UserError
+from mlci.serving import model_store as serving_registry
+from mlci.serving import predictor as serving_model
 
 # They use ``trained_repo``: a real ``dvc repro`` (once per session).
 pytestmark = pytest.mark.slow
@@ -59,7 +61,7 @@ def served(trained_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     mp.setenv("MLCI_MODEL_TAG", serving_registry.default_tag())
     mp.setenv("MLCI_PREDICTION_LOG", str(tmp / "predictions.jsonl"))
     mp.delenv("MLCI_PREDICTION_LOG_EXCLUDE", raising=False)
-    from mlci import service
+    from mlci.serving import service
 
     first = serving_registry.register(service.MODEL_TAG)
     again = serving_registry.register(service.MODEL_TAG)

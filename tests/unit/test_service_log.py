@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlci import serving_log
-from mlci.serving_log import TOP_LEVEL_KEYS, PredictionLog
+from mlci.serving import prediction_log as serving_log
+from mlci.serving.prediction_log import TOP_LEVEL_KEYS, PredictionLog
 
 FEATURES = ["island", "culmen_length_mm", "sex"]
 CLASSES = ["Adelie", "Chinstrap", "Gentoo"]

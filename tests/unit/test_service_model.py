@@ -15,10 +15,11 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from mlci import artifacts, contract, train
+from mlci import artifacts, contract
 from mlci.config import TrainConfig
 from mlci.errors import UserError
-from mlci.serving_model import MAX_RECORDS, Predictor, record_model, request_model
+from mlci.pipeline import train
+from mlci.serving.predictor import MAX_RECORDS, Predictor, record_model, request_model
 
 # They use ``trained_repo``: a real ``dvc repro`` (once per session).
 pytestmark = pytest.mark.slow

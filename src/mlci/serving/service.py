@@ -1,7 +1,7 @@
 """The BentoML service: the approved model behind an HTTP API whose request model is the data
 contract.
 
-    bentoml serve mlci.service:Classifier        (``make serve``: registers the model first)
+    bentoml serve mlci.serving.service:Classifier        (``make serve``: registers the model first)
 
 Endpoints
     POST /predict        ``{"records": [{...}, ...]}`` (1 to 10,000 records) → one prediction per
@@ -16,11 +16,11 @@ rejected. Every invalid request is answered 4xx before BentoML sees it (``_Reque
 with pydantic's error list (``loc`` names the field, ``msg`` the problem), 413 for an oversized
 body, 415 for a body that is not JSON.
 
-The model is the BentoML store's ``mlci-classifier:<tag>`` (see ``mlci.serving_registry``), loaded
-with skops and the trust list, never pickle. A missing, corrupt or contract-incompatible model
-stops the service at start-up with a message that says what to do.
+The model is the BentoML store's ``mlci-classifier:<tag>`` (see ``mlci.serving.model_store``),
+loaded with skops and the trust list, never pickle. A missing, corrupt or contract-incompatible
+model stops the service at start-up with a message that says what to do.
 
-Every prediction is appended to the prediction log (``mlci.serving_log``) without ever
+Every prediction is appended to the prediction log (``mlci.serving.prediction_log``) without ever
 blocking or failing a request.
 """
 
@@ -42,12 +42,12 @@ from bentoml.exceptions import BentoMLException
 from pydantic import ConfigDict, ValidationError, create_model
 from starlette.responses import Response
 
-from mlci import serving_log, serving_model, serving_registry
 from mlci.errors import UserError
+from mlci.serving import model_store, prediction_log, predictor
 
-log = logging.getLogger("mlci.service")
+log = logging.getLogger("mlci.serving.service")
 
-MODEL_TAG = serving_registry.resolve_tag()
+MODEL_TAG = model_store.resolve_tag()
 # Requests up to this many records are predicted on the event loop (microseconds of work, no
 # thread hop); bigger ones in a worker thread so health checks stay responsive.
 INLINE_ROWS = 64
@@ -77,7 +77,7 @@ PredictRequest = create_model(
     "PredictRequest",
     __base__=_Input,
     __doc__="Records to score; every field is checked against the data contract.",
-    records=serving_model.records_field(),
+    records=predictor.records_field(),
 )
 
 PREDICTIONS = bentoml.metrics.Counter(
@@ -258,7 +258,7 @@ async def _respond(send: Any, status: int, payload: Any) -> None:
 async def _too_large(send: Any) -> None:
     msg = (
         f"the body is larger than {MAX_BODY_BYTES} bytes; "
-        f"send at most {serving_model.MAX_RECORDS} records per request"
+        f"send at most {predictor.MAX_RECORDS} records per request"
     )
     await _respond(send, 413, _error_body(msg, ["body"], msg, "too_large"))
 
@@ -319,7 +319,7 @@ _TRACING = (
 
 @bentoml.service(
     name="mlci_classifier",
-    description="Scores records that follow the data contract (src/mlci/schema.py).",
+    description="Scores records that follow the data contract (src/project/schema.py).",
     traffic={"timeout": 60},
     metrics={"enabled": True},
     **_TRACING,
@@ -331,7 +331,7 @@ class Classifier:
         self.predictor = load_predictor(type(self).__dict__["model"])
         self.version = self.predictor.version
         self.classes = self.predictor.classes
-        serving_model.limit_threads()
+        predictor.limit_threads()
         self._counters = {
             c: PREDICTIONS.labels(label=c, model_version=self.version) for c in self.classes
         }
@@ -343,10 +343,10 @@ class Classifier:
             list(self.classes),
         )
 
-    def _open_prediction_log(self) -> serving_log.PredictionLog | None:
+    def _open_prediction_log(self) -> prediction_log.PredictionLog | None:
         """The prediction log the environment asks for (``MLCI_PREDICTION_LOG``...)."""
-        spec = serving_model.contract.spec()
-        return serving_log.from_env(
+        spec = predictor.contract.spec()
+        return prediction_log.from_env(
             spec.feature_names,
             self.classes,
             categories={f.name: f.categories for f in spec.features if f.kind == "categorical"},
@@ -362,9 +362,7 @@ class Classifier:
 
     # -- endpoints ------------------------------------------------------------------------
 
-    @bentoml.api(
-        route="/predict", input_spec=PredictRequest, output_spec=serving_model.PredictResponse
-    )
+    @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=predictor.PredictResponse)
     async def predict(self, records: list[dict[str, Any]], ctx: bentoml.Context) -> Response:
         """Score 1 to 10,000 records: label, class probabilities and model version each.
 
@@ -385,7 +383,7 @@ class Classifier:
         max_batch_size=1000,
         max_latency_ms=1000,
     )
-    def predict_batch(self, records: list[dict[str, Any]]) -> list[serving_model.BatchPrediction]:
+    def predict_batch(self, records: list[dict[str, Any]]) -> list[predictor.BatchPrediction]:
         """Like /predict, answered as a list; concurrent requests are merged (adaptive batching).
 
         Each prediction carries its own ``request_id``: the id it is logged under.
@@ -394,7 +392,7 @@ class Classifier:
         ids = [uuid.uuid4().hex for _ in records]
         self._record(ids, records, labels, proba)
         version, classes = self.version, self.classes
-        cls = serving_model.BatchPrediction
+        cls = predictor.BatchPrediction
         return [
             cls.model_construct(
                 label=label,
@@ -425,7 +423,7 @@ class Classifier:
 
     def _predict(self, rows: list[dict[str, Any]], request_id: str) -> bytes:
         """The JSON body of a /predict answer (orjson: the pydantic round trip costs more than
-        the model on one row). Its shape is ``serving_model.PredictResponse``."""
+        the model on one row). Its shape is ``predictor.PredictResponse``."""
         proba, labels = self._score(rows)
         self._record(request_id, rows, labels, proba)
         version, classes = self.version, self.classes
@@ -452,16 +450,16 @@ def _request_id(ctx: bentoml.Context) -> str:
     return uuid.uuid4().hex
 
 
-def load_predictor(ref: _StoreModel) -> serving_model.Predictor:
+def load_predictor(ref: _StoreModel) -> predictor.Predictor:
     """The predictor of a store model; any failure is a :class:`ModelUnavailable`."""
     ref.resolve()
     return ref.__dict__["predictor"]
 
 
-def _load_stored(stored: Any) -> serving_model.Predictor:
-    path = Path(stored.path) / serving_registry.MODEL_FILE
+def _load_stored(stored: Any) -> predictor.Predictor:
+    path = Path(stored.path) / model_store.MODEL_FILE
     try:
-        return serving_model.Predictor.load(path, version=str(stored.tag.version))
+        return predictor.Predictor.load(path, version=str(stored.tag.version))
     except UserError as err:
         raise ModelUnavailable(
             f"model {stored.tag}: {err} To replace the stored copy: `bentoml models delete "

@@ -1,7 +1,7 @@
 """``mlci package`` (``make package``): register the model, then build the bento.
 
 1. Registers the DVC-tracked model in the BentoML store (idempotent, see
-   :mod:`mlci.serving_registry`).
+   :mod:`mlci.serving.model_store`).
 2. Writes ``build/bento/requirements.txt`` from ``uv.lock`` (``uv export``: the exact versions
    CI tested, no dev tools), which ``bentofile.yaml`` installs into the image.
 3. Runs ``bentoml build`` with ``bentofile.yaml``, passing the model tag as the bento argument
@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mlci import serving_registry
 from mlci.errors import UserError
+from mlci.serving import model_store
 
 BENTOFILE = Path("bentofile.yaml")
 REQUIREMENTS = Path("build/bento/requirements.txt")
@@ -56,7 +56,7 @@ def export_requirements(out: Path = REQUIREMENTS) -> Path:
 
 
 def bento_labels(model_tag: str) -> dict[str, str]:
-    labels, _ = serving_registry.labels_and_metadata(serving_registry.check_tracked())
+    labels, _ = model_store.labels_and_metadata(model_store.check_tracked())
     return {"model_tag": model_tag, **labels}
 
 
@@ -98,7 +98,7 @@ def build(model_tag: str, bentofile: Path = BENTOFILE) -> dict[str, Any]:
 
 def run(params: Any = None) -> dict[str, Any]:
     """CLI entry point (``mlci package``)."""
-    registered = serving_registry.register()
+    registered = model_store.register()
     built = build(registered["tag"])
     return {
         "model_tag": registered["tag"],

@@ -20,9 +20,9 @@ rules), and when it carries true labels the model is scored on it against ``repo
 
 The current batch is either a data file (CSV or Parquet in the contract's columns, possibly with
 the label column) or the service's prediction log: JSON lines (a file, or a directory of
-``*.jsonl`` files) written by :mod:`mlci.serving_log`. A malformed line is counted and skipped,
-never fatal. Exit codes: 0 no drift, 1 drift (or contract violations, or a metric drop),
-2 user error, 3 not enough data for a verdict.
+``*.jsonl`` files) written by :mod:`mlci.serving.prediction_log`. A malformed line is counted
+and skipped, never fatal. Exit codes: 0 no drift, 1 drift (or contract violations, or a metric
+drop), 2 user error, 3 not enough data for a verdict.
 """
 
 from __future__ import annotations
@@ -525,7 +525,7 @@ def decide(results: list[dict[str, Any]], cfg: MonitorConfig) -> None:
 
 def contract_check(batch: Batch, params: Params) -> dict[str, Any]:
     """The contract's column rules on the batch; no dataset-size or class-balance rule."""
-    from mlci import validate
+    from mlci.pipeline import validate
 
     spec = contract.spec()
     full = contract.validation_schema(
@@ -591,7 +591,7 @@ def contract_check(batch: Batch, params: Params) -> dict[str, Any]:
 
 def performance(batch: Batch, model: Any, cfg: MonitorConfig, metrics_path: Path) -> dict[str, Any]:
     """The model's quality on the labelled rows of the batch, against the test-set metrics."""
-    from mlci import evaluate
+    from mlci.pipeline import evaluate
 
     spec = contract.spec()
     labels = batch.frame[spec.target].astype(object)
@@ -650,7 +650,7 @@ def analyse(
     metrics_path: Path = paths.METRICS,
     meta_path: Path = paths.MODEL_META,
 ) -> dict[str, Any]:
-    from mlci import monitor_staleness
+    from mlci.monitoring import model_age
 
     cfg = params.monitor
     spec = contract.spec()
@@ -674,7 +674,7 @@ def analyse(
         model = artifacts.load_model(model_path) if Path(model_path).is_file() else None
         report["model"] = {"path": str(model_path), "found": model is not None}
     try:
-        report["staleness"] = monitor_staleness.staleness(cfg, meta_path)
+        report["staleness"] = model_age.staleness(cfg, meta_path)
     except UserError as err:
         report["staleness"] = {"status": "unknown", "note": str(err)}
 

@@ -15,7 +15,7 @@ matplotlib.use("Agg")  # no display on CI runners
 import matplotlib.pyplot as plt
 
 if TYPE_CHECKING:
-    from mlci.report import Side
+    from mlci.review.report import Side
 
 CURVE_AXES = {
     "roc": ("fpr", "tpr", "ROC (one-vs-rest)"),

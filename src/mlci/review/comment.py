@@ -3,7 +3,7 @@
 This runs with write access to pull requests, on an artifact made by a pull request's code, so
 it treats the artifact as untrusted data:
 
-* it needs the standard library only (``python3 -m mlci.comment``; nothing installed, nothing
+* it needs the standard library only (``python3 -m mlci.review.comment``; nothing installed, nothing
   from the pull request imported or executed);
 * the pull-request number must be a plain positive integer, and the pull request it names must
   have the head commit that the triggering run built (so an artifact cannot aim the comment at
@@ -93,7 +93,7 @@ def github_pr_head(number: int) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mlci.comment", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m mlci.review.comment", description=__doc__)
     parser.add_argument("--dir", type=Path, required=True, help="downloaded artifact folder")
     parser.add_argument("--head-sha", required=True, help="workflow_run.head_sha")
     parser.add_argument("--dry-run", action="store_true", help="verify only, do not post")

@@ -1,4 +1,5 @@
-"""Lifecycle steps 1 and 3: ingest the source table, split the validated table."""
+"""Lifecycle step 1 (DVC stage `ingest`): read the source table, clean it with the project's
+rules, write data/interim/ingested.parquet."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlci import contract, files, paths
-from mlci.config import DataConfig, Params, SplitConfig
+from mlci import files, paths
+from mlci.config import DataConfig, Params
 from mlci.errors import UserError
-from mlci.schema import clean_raw
+from project.cleaning import clean_raw
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
@@ -76,30 +77,3 @@ def ingest(params: Params) -> dict:
 
 def _source_digest(source: str) -> str | None:
     return None if _URL.match(source) else files.sha256_file(Path(source))
-
-
-def split(params: Params) -> dict:
-    df = pd.read_parquet(paths.VALIDATED)
-    target = contract.spec().target
-    train, test = split_frame(df, target, params.split, params.seed)
-    files.write_parquet(paths.TRAIN, train)
-    files.write_parquet(paths.TEST, test)
-    return {"train_rows": len(train), "test_rows": len(test)}
-
-
-def split_frame(
-    df: pd.DataFrame, target: str, cfg: SplitConfig, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    # Imported here, not at the top: ingest shares this module and needs no scikit-learn.
-    from sklearn.model_selection import train_test_split
-
-    # Stratified so every class is in both parts in the same proportion; the contract's class
-    # balance check guarantees each class has enough rows for that.
-    try:
-        train, test = train_test_split(
-            df, test_size=cfg.test_size, random_state=seed, stratify=df[target]
-        )
-    except ValueError as err:
-        msg = f"split: cannot split {len(df)} rows with test_size={cfg.test_size}: {err}"
-        raise UserError(msg) from None
-    return train.sort_index(), test.sort_index()

@@ -53,7 +53,7 @@ def open_pull_request(
     branch: str | None = None,
 ) -> str:
     """Commit the re-run results on a new branch, push it, open a pull request against ``base``."""
-    from mlci import report
+    from mlci.review import report
 
     changed = history.git("status", "--porcelain", "--", *COMMITTED)
     if not changed:

@@ -15,9 +15,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from mlci import files, gate, history, paths
+from mlci import files, history, paths
 from mlci.config import GATE_METRICS, LOWER_IS_BETTER, GateConfig, load_params, parse_params
 from mlci.errors import UserError
+from mlci.review import gate
 
 OUT_DIR = Path("reports/pr")
 WATERMARK = "mlci model report"
@@ -137,8 +138,9 @@ def comparable_base_metrics(base: Side, current: Side) -> tuple[dict | None, str
     model_md5 = history.lock_outs(base.lock).get(paths.MODEL.as_posix())
     cached = history.cached(model_md5) if model_md5 else None
     if cached and paths.TEST.is_file():
-        from mlci import artifacts, evaluate
-        from mlci.train import features_and_target
+        from mlci import artifacts
+        from mlci.pipeline import evaluate
+        from mlci.pipeline.train import features_and_target
 
         X, y = features_and_target(pd.read_parquet(paths.TEST))
         model = artifacts.load_model(cached)
@@ -334,7 +336,7 @@ def _data_section(c: Comparison) -> list[str]:
     elif v.get("valid"):
         out.append(f"Data contract: ✅ passed ({v.get('rows')} rows).")
     else:
-        from mlci.validate import summary_markdown
+        from mlci.pipeline.validate import summary_markdown
 
         out.append(summary_markdown(v).replace("**Data contract: FAILED**", "Data contract: ❌"))
     return out
@@ -457,9 +459,9 @@ def write(
     out_dir.mkdir(parents=True, exist_ok=True)
     drawn: dict[str, str] = {}
     if images:
-        from mlci import plots
+        from mlci.review import charts
 
-        drawn = plots.draw(c.base, c.current, out_dir)
+        drawn = charts.draw(c.base, c.current, out_dir)
     files.write_text(out_dir / "report.md", render(c, drawn, default_run_url()))
     verdict = {**c.verdict.to_dict(), "base": c.base.label, "base_sha": c.base.sha, **(extra or {})}
     files.write_json(out_dir / "verdict.json", verdict)

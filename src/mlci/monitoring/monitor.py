@@ -54,10 +54,10 @@ def fetch(source: str, dest: Path = FETCHED) -> Path:
 
 
 def check(params: Params, current: Path) -> dict[str, Any]:
-    from mlci import drift, monitor_staleness
+    from mlci.monitoring import drift, model_age
 
     drift_report = drift.run(params, current, paths.TRAIN, OUT_DIR / "drift")
-    age = monitor_staleness.staleness(params.monitor)
+    age = model_age.staleness(params.monitor)
     found = []
     if drift_report["status"] == "drift":
         found.append("drift")
@@ -72,7 +72,7 @@ def check(params: Params, current: Path) -> dict[str, Any]:
             + (f" in {_run_url()}" if _run_url() else "")
             + ".",
             "",
-            f"**Model age**: {monitor_staleness.summary_text(age)}",
+            f"**Model age**: {model_age.summary_text(age)}",
             "",
             (OUT_DIR / "drift" / "drift.md").read_text(encoding="utf-8"),
         ]
@@ -84,7 +84,7 @@ def check(params: Params, current: Path) -> dict[str, Any]:
 
 
 def _run_url() -> str | None:
-    from mlci.report import default_run_url
+    from mlci.review.report import default_run_url
 
     return default_run_url()
 

@@ -44,9 +44,9 @@ def staleness_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def drift(args: argparse.Namespace) -> int:
-    from mlci import drift as drift_
     from mlci import paths
     from mlci.config import load_params
+    from mlci.monitoring import drift as drift_
 
     params = load_params(args.params)
     report = drift_.run(params, args.current, args.reference or paths.TRAIN, args.out_dir)
@@ -56,10 +56,10 @@ def drift(args: argparse.Namespace) -> int:
 
 
 def staleness(args: argparse.Namespace) -> int:
-    from mlci import monitor_staleness
     from mlci.config import load_params
+    from mlci.monitoring import model_age
 
     params = load_params(args.params)
-    result = monitor_staleness.staleness(params.monitor)
-    print(json.dumps(result, indent=2) if args.json else monitor_staleness.summary_text(result))
+    result = model_age.staleness(params.monitor)
+    print(json.dumps(result, indent=2) if args.json else model_age.summary_text(result))
     return 1 if result["stale"] else 0

@@ -27,7 +27,7 @@ from sklearn.metrics import (
 
 from mlci import artifacts, files, paths
 from mlci.config import Params
-from mlci.train import features_and_target
+from mlci.pipeline.train import features_and_target
 
 MISSING = "(missing)"
 # Curves are plot data: past this many points a curve is thinned (evenly, keeping both ends),
