@@ -27,6 +27,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+# The benchmarks copy the repository exactly as the tests do: one implementation, in tests/.
+sys.path.insert(0, str(REPO))
+from tests.helpers import copy_repo as copy_repo  # noqa: E402  (re-exported)
+
 BIN = Path(sys.executable).parent
 STDERR_TAIL = 4000
 TMP: Path | None = None  # set by workspace(): TMPDIR of every measured command
@@ -173,39 +177,6 @@ def _failure_text(m: Measured, what: str, cwd: Path) -> str:
         f"--- stderr ---\n{tail(m.stderr) or '(empty)'}\n"
         f"--- stdout ---\n{tail(m.stdout) or '(empty)'}"
     )
-
-
-def git(cwd: Path, *args: str) -> None:
-    run_measured(
-        ["git", "-c", "user.name=Bench", "-c", "user.email=bench@example.com", *args],
-        cwd=cwd,
-        env=tool_env(),
-        label=f"git {args[0]}",
-        timeout=300,
-    )
-
-
-def copy_repo(dest: Path) -> Path:
-    """Copy this repository's files (tracked, plus untracked but not ignored) into ``dest``
-    and make it a fresh git repository with one commit, as ``tests/conftest.py`` does."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for rel in filter(None, listed):
-        src = REPO / rel
-        if not src.is_file():
-            continue
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, target)
-    git(dest, "init", "-q", "-b", "main")
-    git(dest, "add", "-A")
-    git(dest, "commit", "-qm", "base")
-    return dest
 
 
 def _make_writable_and_retry(func: Any, path: str, _exc: Any) -> None:

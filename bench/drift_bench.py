@@ -57,7 +57,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from mlci import artifacts, contract, paths  # noqa: E402
 from mlci.config import MonitorConfig, load_params  # noqa: E402
-from mlci.monitoring import drift  # noqa: E402
+from mlci.monitoring import batches, statistics  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "drift.json"
 TARGET_DETECTION = 0.95
@@ -78,8 +78,8 @@ def scenarios(train: pd.DataFrame) -> list[dict[str, Any]]:
     for col in spec.numeric:
         out.append({"name": f"{col} mean +0.5 SD", "kind": "mean", "column": col})
     for col in spec.categorical:
-        values = train[col].astype(object).where(train[col].notna(), drift.MISSING)
-        for cat in sorted(v for v in values.unique() if v != drift.MISSING):
+        values = train[col].astype(object).where(train[col].notna(), statistics.MISSING)
+        for cat in sorted(v for v in values.unique() if v != statistics.MISSING):
             share = float((values == cat).mean())
             for sign in (+1, -1):
                 if 0 <= share + sign * SHIFT_PP <= 1:
@@ -108,7 +108,7 @@ def _draw_current(rng: np.random.Generator, sc: dict[str, Any], n: int) -> pd.Da
         cur = X.iloc[rng.integers(0, len(X), n)].reset_index(drop=True)
     else:
         col, cat = sc["column"], sc["category"]
-        values = X[col].astype(object).where(X[col].notna(), drift.MISSING)
+        values = X[col].astype(object).where(X[col].notna(), statistics.MISSING)
         inside = np.flatnonzero((values == cat).to_numpy())
         outside = np.flatnonzero((values != cat).to_numpy())
         p = len(inside) / len(X) + sc["delta"]
@@ -152,12 +152,12 @@ def _one(args: tuple[dict[str, Any], str, int, int, int, int | None]) -> bool:
         ref_rows = np.arange(len(X))
     ref = X.iloc[ref_rows].reset_index(drop=True)
     cur = _draw_current(rng, sc, n)
-    batch = drift.data_batch(cur)
+    batch = batches.data_batch(cur)
     ref_pred = None
     if sc.get("predictions"):
         ref_pred = _W["pred"].iloc[ref_rows].reset_index(drop=True)
         batch.predictions = pd.Series(_W["model"].predict(cur), dtype=object)
-    results = drift.compare(ref, batch, _W["cfg"], reference_predictions=ref_pred, seed=trial)
+    results = statistics.compare(ref, batch, _W["cfg"], reference_predictions=ref_pred, seed=trial)
     return any(r["drifted"] for r in results)
 
 

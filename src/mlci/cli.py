@@ -231,7 +231,7 @@ def _pr_check(args: argparse.Namespace) -> int:
 
 def _print_brief(command: str, result: Any) -> None:
     if command == "validate":
-        from mlci.pipeline.validate import summary_text
+        from mlci.findings import summary_text
 
         print(summary_text(result))
     elif command == "evaluate":

@@ -181,7 +181,7 @@ def load_params(path: Path | None = None, estimator: bool = False) -> Params:
 
 
 def check_hyperparameters(cfg: EstimatorConfig, path: Path = PARAMS_FILE) -> None:
-    from mlci.pipeline.train import estimator_class
+    from mlci.estimators import estimator_class
 
     known = set(estimator_class(cfg.name)().get_params())
     unknown = sorted(set(cfg.params) - known)

@@ -17,7 +17,7 @@ import yaml
 from mlci import contract
 from mlci.config import MonitorConfig, load_params, parse_params
 from mlci.errors import UserError
-from mlci.monitoring import drift
+from mlci.monitoring import batches, statistics
 from project.cleaning import clean_raw
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,24 +46,24 @@ def features(df: pd.DataFrame) -> pd.DataFrame:
 def test_holm_and_bonferroni_adjust_as_textbook() -> None:
     p = [0.01, 0.04, 0.03, 0.005]
     # Holm: sorted 0.005*4, 0.01*3, 0.03*2, 0.04*1, made monotone.
-    assert drift.adjust(p, "holm") == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    assert drift.adjust(p, "bonferroni") == pytest.approx([0.04, 0.16, 0.12, 0.02])
-    assert drift.adjust(p, "none") == p
-    assert drift.adjust([], "holm") == []
+    assert statistics.adjust(p, "holm") == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert statistics.adjust(p, "bonferroni") == pytest.approx([0.04, 0.16, 0.12, 0.02])
+    assert statistics.adjust(p, "none") == p
+    assert statistics.adjust([], "holm") == []
 
 
 def test_psi_is_zero_for_equal_shares_and_grows_with_the_shift() -> None:
-    same = drift.psi_from_counts(np.array([500, 300, 200]), np.array([1000, 600, 400]))
+    same = statistics.psi_from_counts(np.array([500, 300, 200]), np.array([1000, 600, 400]))
     assert same == pytest.approx(0.0, abs=1e-5)
     # Counts get half a count each (Jeffreys smoothing): 5.5/11 vs 6.5/11 and 4.5/11.
     r, c = np.array([5.5, 5.5]) / 11, np.array([6.5, 4.5]) / 11
     expected = float(np.sum((c - r) * np.log(c / r)))
-    assert drift.psi_from_counts(np.array([5, 5]), np.array([6, 4])) == pytest.approx(expected)
-    assert drift.psi_from_counts(np.array([500, 500]), np.array([600, 400])) == pytest.approx(
+    assert statistics.psi_from_counts(np.array([5, 5]), np.array([6, 4])) == pytest.approx(expected)
+    assert statistics.psi_from_counts(np.array([500, 500]), np.array([600, 400])) == pytest.approx(
         0.1 * np.log(1.2) + 0.1 * np.log(1.25), rel=1e-2
     )
     # An empty bin gets a floor share, so a category new in the batch gives a large, finite PSI.
-    assert 1 < drift.psi_from_counts(np.array([10, 0]), np.array([5, 5])) < 10
+    assert 1 < statistics.psi_from_counts(np.array([10, 0]), np.array([5, 5])) < 10
 
 
 def test_numeric_psi_counts_missing_values_as_their_own_bin() -> None:
@@ -71,17 +71,17 @@ def test_numeric_psi_counts_missing_values_as_their_own_bin() -> None:
     ref = rng.normal(size=2000)
     cur = ref.copy()
     cur[:600] = np.nan  # 30% gaps, same distribution otherwise
-    assert drift.numeric_psi(ref, ref.copy(), 10) == pytest.approx(0.0)
-    assert drift.numeric_psi(ref, cur, 10) > 0.25
+    assert statistics.numeric_psi(ref, ref.copy(), 10) == pytest.approx(0.0)
+    assert statistics.numeric_psi(ref, cur, 10) > 0.25
 
 
 def test_sparse_categories_get_a_monte_carlo_p_value() -> None:
     table = np.array([[120, 95, 3], [100, 70, 1]])
-    stat, p, test = drift.chi_square(table, seed=1)
+    stat, p, test = statistics.chi_square(table, seed=1)
     assert test == "chi-square (Monte Carlo)"
     assert 0 < p <= 1
-    assert drift.chi_square(table, seed=1) == (stat, p, test)  # seeded: reproducible
-    _, _, plain = drift.chi_square(np.array([[120, 95, 30], [100, 70, 25]]), seed=1)
+    assert statistics.chi_square(table, seed=1) == (stat, p, test)  # seeded: reproducible
+    _, _, plain = statistics.chi_square(np.array([[120, 95, 30], [100, 70, 25]]), seed=1)
     assert plain == "chi-square"
 
 
@@ -90,8 +90,8 @@ def test_sparse_categories_get_a_monte_carlo_p_value() -> None:
 
 def test_an_unshifted_batch_is_not_drift(bundled: pd.DataFrame) -> None:
     ref = features(sample(bundled, 256, seed=1))
-    batch = drift.data_batch(features(sample(bundled, 200, seed=2)))
-    results = drift.compare(ref, batch, CFG)
+    batch = batches.data_batch(features(sample(bundled, 200, seed=2)))
+    results = statistics.compare(ref, batch, CFG)
     assert [r["column"] for r in results] == SPEC.feature_names
     assert all(r["status"] == "tested" for r in results)
     assert not any(r["drifted"] for r in results)
@@ -105,7 +105,7 @@ def test_a_numeric_shift_is_found_in_that_column_only(bundled: pd.DataFrame) -> 
     ref = features(sample(bundled, 256, seed=1))
     cur = features(sample(bundled, 200, seed=3)).copy()
     cur["flipper_length_mm"] += 0.5 * bundled["flipper_length_mm"].std()
-    results = {r["column"]: r for r in drift.compare(ref, drift.data_batch(cur), CFG)}
+    results = {r["column"]: r for r in statistics.compare(ref, batches.data_batch(cur), CFG)}
     assert results["flipper_length_mm"]["drifted"]
     assert results["flipper_length_mm"]["p_adjusted"] <= CFG.alpha
     assert results["flipper_length_mm"]["mean_shift_sd"] == pytest.approx(0.5, abs=0.2)
@@ -117,7 +117,7 @@ def test_a_category_shift_and_a_new_category_are_found(bundled: pd.DataFrame) ->
     ref = features(sample(bundled, 256, seed=1))
     cur = features(sample(bundled, 200, seed=4)).copy()
     cur.loc[:59, "island"] = "Anvers"  # an island the contract (and training) never saw
-    results = {r["column"]: r for r in drift.compare(ref, drift.data_batch(cur), CFG)}
+    results = {r["column"]: r for r in statistics.compare(ref, batches.data_batch(cur), CFG)}
     island = results["island"]
     assert island["drifted"]
     assert island["new_categories"] == ["Anvers"]
@@ -126,8 +126,8 @@ def test_a_category_shift_and_a_new_category_are_found(bundled: pd.DataFrame) ->
 
 def test_the_correction_covers_all_columns(bundled: pd.DataFrame) -> None:
     ref = features(sample(bundled, 256, seed=1))
-    batch = drift.data_batch(features(sample(bundled, 200, seed=5)))
-    results = drift.compare(ref, batch, CFG)
+    batch = batches.data_batch(features(sample(bundled, 200, seed=5)))
+    results = statistics.compare(ref, batch, CFG)
     raw = sorted(r["p_value"] for r in results)
     adjusted = sorted(r["p_adjusted"] for r in results)
     assert adjusted[0] == pytest.approx(min(1.0, raw[0] * len(results)))
@@ -137,10 +137,10 @@ def test_a_significant_but_tiny_shift_is_not_drift() -> None:
     rng = np.random.default_rng(0)
     ref = pd.DataFrame({"culmen_length_mm": rng.normal(45, 5, 20000)})
     cur = pd.Series(rng.normal(45.5, 5, 20000))  # 0.1 SD: real, but PSI about 0.01
-    res = drift.numeric_drift("culmen_length_mm", ref["culmen_length_mm"], cur, CFG)
+    res = statistics.numeric_drift("culmen_length_mm", ref["culmen_length_mm"], cur, CFG)
     assert res["p_value"] < 1e-6
     results = [res]
-    drift.decide(results, CFG)
+    statistics.decide(results, CFG)
     assert results[0]["significant"] and not results[0]["drifted"]
     assert results[0]["psi"] < CFG.min_psi
 
@@ -149,7 +149,7 @@ def test_a_column_with_too_few_values_is_not_tested(bundled: pd.DataFrame) -> No
     ref = features(bundled)
     cur = features(sample(bundled, 200, seed=6)).copy()
     cur.loc[10:, "body_mass_g"] = np.nan  # 10 values left, fewer than min_batch_size
-    results = {r["column"]: r for r in drift.compare(ref, drift.data_batch(cur), CFG)}
+    results = {r["column"]: r for r in statistics.compare(ref, batches.data_batch(cur), CFG)}
     assert results["body_mass_g"]["status"] == "not_enough_data"
     assert "p_adjusted" not in results["body_mass_g"]
     assert results["island"]["status"] == "tested"
@@ -164,7 +164,9 @@ def test_the_false_alarm_rate_stays_at_alpha_on_resampled_data(bundled: pd.DataF
         rng = np.random.default_rng(1000 + t)
         ref = X.iloc[rng.integers(0, len(X), 256)].reset_index(drop=True)
         cur = X.iloc[rng.integers(0, len(X), 200)].reset_index(drop=True)
-        alarms += any(r["drifted"] for r in drift.compare(ref, drift.data_batch(cur), CFG, seed=t))
+        alarms += any(
+            r["drifted"] for r in statistics.compare(ref, batches.data_batch(cur), CFG, seed=t)
+        )
     assert alarms / trials <= 0.1  # alpha 0.05; the full benchmark measures it over 500 trials
 
 
@@ -201,13 +203,13 @@ def log_line(row: pd.Series, prediction: str = "Adelie", **extra: object) -> str
     ],
 )
 def test_malformed_log_lines_are_rejected_with_a_reason(line: str, reason: str) -> None:
-    with pytest.raises(drift._MalformedLineError, match=reason):
-        drift.parse_log_line(line.encode(), SPEC.classes)
+    with pytest.raises(batches._MalformedLineError, match=reason):
+        batches.parse_log_line(line.encode(), SPEC.classes)
 
 
 def test_non_utf8_line_is_malformed() -> None:
-    with pytest.raises(drift._MalformedLineError, match="UTF-8"):
-        drift.parse_log_line(b'{"prediction": "\xff"}', SPEC.classes)
+    with pytest.raises(batches._MalformedLineError, match="UTF-8"):
+        batches.parse_log_line(b'{"prediction": "\xff"}', SPEC.classes)
 
 
 def test_log_reader_counts_and_skips_malformed_lines(tmp_path: Path, bundled: pd.DataFrame) -> None:
@@ -215,7 +217,7 @@ def test_log_reader_counts_and_skips_malformed_lines(tmp_path: Path, bundled: pd
     lines = [*good[:10], "not json", "", '{"prediction": "Emperor"}', *good[10:], '{"trunc']
     path = tmp_path / "predictions.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    batch = drift.load_current(path)
+    batch = batches.load_current(path)
     assert batch.kind == "prediction_log"
     assert batch.rows == 30
     assert batch.lines_read == 33  # the blank line is not a record, nor malformed
@@ -242,10 +244,10 @@ def test_log_features_left_out_for_privacy_are_not_available(
     (folder / "a.jsonl").write_text("\n".join(lines[:60]) + "\n")
     (folder / "b.jsonl").write_text("\n".join(lines[60:]) + "\n")
     (folder / "notes.txt").write_text("ignored")
-    batch = drift.load_current(folder)
+    batch = batches.load_current(folder)
     assert batch.rows == 120 and len(batch.sources) == 2
     assert "sex" not in batch.available
-    results = {r["column"]: r for r in drift.compare(features(bundled), batch, CFG)}
+    results = {r["column"]: r for r in statistics.compare(features(bundled), batch, CFG)}
     assert results["sex"]["status"] == "not_available"
     assert "left out of the prediction log" in results["sex"]["note"]
     # All values missing: fewer present values than min_batch_size.
@@ -256,12 +258,12 @@ def test_log_features_left_out_for_privacy_are_not_available(
 def test_empty_folder_and_unknown_format_are_user_errors(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match=r"no \*\.jsonl files"):
-        drift.load_current(tmp_path / "empty")
+        batches.load_current(tmp_path / "empty")
     (tmp_path / "batch.xlsx").write_text("x")
     with pytest.raises(UserError, match="unknown format"):
-        drift.load_current(tmp_path / "batch.xlsx")
+        batches.load_current(tmp_path / "batch.xlsx")
     with pytest.raises(UserError, match="no such file"):
-        drift.load_current(tmp_path / "missing.csv")
+        batches.load_current(tmp_path / "missing.csv")
 
 
 # --------------------------------------------------------------------------- configuration
@@ -295,7 +297,7 @@ def test_rotated_gzip_logs_are_read_and_a_damaged_one_is_counted(
     (folder / "predictions.jsonl.1.gz").write_bytes(b"")  # not listed: not *.jsonl.gz
     (folder / "old.jsonl.gz").write_bytes(gzip.compress(text))
     (folder / "cut.jsonl.gz").write_bytes(gzip.compress(text)[:-40])  # truncated copy
-    batch = drift.load_current(folder)
+    batch = batches.load_current(folder)
     assert [Path(s).name for s in batch.sources] == ["cut.jsonl.gz", "old.jsonl.gz"]
     assert 50 < batch.rows < 100
     assert batch.malformed == 1

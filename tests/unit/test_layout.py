@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import sys
+from pathlib import Path
+
 import yaml
 
 from mlci import contract, paths
@@ -43,3 +47,118 @@ def test_contract_spec_reads_the_schema() -> None:
     assert spec.categorical == ["island", "sex"]
     mass = next(f for f in spec.features if f.name == "body_mass_g")
     assert (mass.minimum, mass.maximum, mass.nullable) == (2000.0, 7000.0, True)
+
+
+# ---- the package layout: layers, no circles, small files --------------------------------------
+
+SRC = REPO / "src"
+PHASES = ("pipeline", "review", "serving", "monitoring")
+# Above the phases: they orchestrate them (the command line, and what a release tag must pass).
+TOP = ("mlci.cli", "mlci.__main__", "mlci.release")
+# A retraining pull request carries the same review report as any other pull request.
+CROSS_PHASE_ALLOWED = {("mlci.monitoring.retrain", "mlci.review.report")}
+MAX_LINES = 400
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in SRC.rglob("*.py"):
+        parts = path.relative_to(SRC).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def _imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """Every first-party module ``name`` imports, at the top or inside a function."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for a in node.names:
+                sub = f"{node.module}.{a.name}"
+                out.add(sub if sub in known else node.module)
+    return {m for m in out if m in known and m != name}
+
+
+def _graph() -> dict[str, set[str]]:
+    known = _modules()
+    return {name: _imports(name, path, known) for name, path in known.items()}
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    if parts[0] == "project":
+        return "project"
+    if module in TOP:
+        return "top"
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in PHASES) else "core"
+
+
+def test_no_import_circles() -> None:
+    graph = _graph()
+    state: dict[str, int] = {}
+    circles = []
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                circles.append([*trail[trail.index(nxt) :], nxt] if nxt in trail else [node, nxt])
+            elif nxt not in state:
+                visit(nxt, [*trail, nxt])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert not circles, f"import circles: {circles}"
+
+
+def test_layers_import_only_downwards() -> None:
+    wrong = []
+    for name, deps in _graph().items():
+        mine = _layer(name)
+        for dep in deps:
+            theirs = _layer(dep)
+            if mine == "project" and theirs != "project":
+                wrong.append(f"{name} -> {dep}: the adopter's package imports no machinery")
+            elif mine == "core" and theirs not in ("core", "project"):
+                wrong.append(f"{name} -> {dep}: the core imports no phase (move the need down)")
+            elif mine in PHASES and theirs in PHASES and theirs != mine:
+                if (name, dep) not in CROSS_PHASE_ALLOWED:
+                    wrong.append(f"{name} -> {dep}: a phase imports no other phase")
+            elif theirs == "top" and mine != "top":
+                wrong.append(f"{name} -> {dep}: nothing imports the command line or release")
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_comment_poster_needs_only_the_standard_library() -> None:
+    """The job holding the write token runs it without installing anything."""
+    chain = ["mlci", "mlci.review", "mlci.review.comment"]
+    for name in chain:
+        path = _modules()[name]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for mod in names:
+                top = mod.split(".")[0]
+                assert top in sys.stdlib_module_names, f"{name} imports {mod}"
+
+
+def test_no_source_file_is_long() -> None:
+    long = {
+        str(p.relative_to(REPO)): n
+        for p in SRC.rglob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
+    assert not long, f"split these by responsibility (over {MAX_LINES} lines): {long}"
+
+
+def test_the_adopters_package_stands_apart() -> None:
+    adopter = {p.name for p in (SRC / "project").glob("*.py")}
+    assert {"schema.py", "cleaning.py"} <= adopter
+    assert not (SRC / "mlci" / "schema.py").exists()

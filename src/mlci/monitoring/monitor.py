@@ -20,6 +20,7 @@ from typing import Any
 from mlci import files, paths
 from mlci.config import Params
 from mlci.errors import UserError
+from mlci.github import run_url as github_run_url
 
 OUT_DIR = Path("reports/monitor")
 FETCHED = Path("data/monitor")
@@ -69,7 +70,7 @@ def check(params: Params, current: Path) -> dict[str, Any]:
             f"## Model monitoring: {', '.join(found) if found else 'clear'}",
             "",
             f"Checked {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}"
-            + (f" in {_run_url()}" if _run_url() else "")
+            + (f" in {url}" if (url := github_run_url()) else "")
             + ".",
             "",
             f"**Model age**: {model_age.summary_text(age)}",
@@ -81,12 +82,6 @@ def check(params: Params, current: Path) -> dict[str, Any]:
     files.write_text(OUT_DIR / "report.md", body)
     files.write_json(OUT_DIR / "result.json", result)
     return result
-
-
-def _run_url() -> str | None:
-    from mlci.review.report import default_run_url
-
-    return default_run_url()
 
 
 def github(args: list[str]) -> str:
