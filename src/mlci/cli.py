@@ -24,13 +24,15 @@ EXIT_USER_ERROR = 2
 
 
 def _stage(module: str) -> Callable[[argparse.Namespace], int]:
+    """A command that loads params and calls ``run(params)`` of ``mlci.<module>``."""
+
     def run(args: argparse.Namespace) -> int:
         import importlib
 
         from mlci.config import load_params
 
-        params = load_params(args.params, estimator=module == "train")
-        result = importlib.import_module(f"mlci.pipeline.{module}").run(params)
+        params = load_params(args.params, estimator=module == "pipeline.train")
+        result = importlib.import_module(f"mlci.{module}").run(params)
         _print_brief(args.command, result)
         return 0
 
@@ -249,10 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
         "ingest": ("read the data source and fix its known problems", _ingest),
-        "validate": ("check the ingested data against the data contract", _stage("validate")),
+        "validate": (
+            "check the ingested data against the data contract",
+            _stage("pipeline.validate"),
+        ),
         "split": ("split validated data into train and test sets", _split),
-        "train": ("fit the model and the baseline", _stage("train")),
-        "evaluate": ("score model and baseline on the test set", _stage("evaluate")),
+        "train": ("fit the model and the baseline", _stage("pipeline.train")),
+        "evaluate": ("score model and baseline on the test set", _stage("pipeline.evaluate")),
         "check-params": ("validate params.yaml and exit", _check_params),
         "check-stale": ("fail if dvc.lock is out of date with code, params or data", _check_stale),
         "report": ("write the pull-request report against a base git ref", _report),
@@ -268,11 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
         "retrain-pr": ("commit re-run results on a branch and open a pull request", _retrain_pr),
         "register-model": (
             "register the DVC-tracked model in the BentoML store",
-            _stage("serving_registry"),
+            _stage("serving.model_store"),
         ),
         "package": (
             "register the model, build the bento (bentofile.yaml)",
-            _stage("serving_package"),
+            _stage("serving.packaging"),
         ),
     }
     for name, (help_text, func) in commands.items():
