@@ -134,19 +134,37 @@ def test_layers_import_only_downwards() -> None:
 
 
 def test_comment_poster_needs_only_the_standard_library() -> None:
-    """The job holding the write token runs it without installing anything."""
-    chain = ["mlci", "mlci.review", "mlci.review.comment"]
-    for name in chain:
-        path = _modules()[name]
+    """The job holding the write token runs it without installing anything: every first-party
+    module that ``mlci.review.comment`` imports, transitively (with the packages above each),
+    imports only the standard library and such modules."""
+    known = _modules()
+    todo, seen, wrong = ["mlci.review.comment"], set(), []
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        parts = name.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # its packages run first
+        path = known[name]
+        package = parts if path.name == "__init__.py" else parts[:-1]
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = []
             if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module]
-            for mod in names:
-                top = mod.split(".")[0]
-                assert top in sys.stdlib_module_names, f"{name} imports {mod}"
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                anchor = package[: len(package) - node.level + 1] if node.level else []
+                base = ".".join([*anchor, *filter(None, [node.module])])
+                subs = [f"{base}.{a.name}" for a in node.names]  # "from package import module"
+                mods = [sub if sub in known else base for sub in subs]
+            else:
+                continue
+            for mod in mods:
+                if mod in known:
+                    todo.append(mod)
+                elif mod.split(".")[0] not in sys.stdlib_module_names:
+                    wrong.append(f"{name} imports {mod}")
+    assert {"mlci", "mlci.review", "mlci.review.comment"} < seen
+    assert not wrong, "\n".join(sorted(set(wrong)))
 
 
 def test_no_source_file_is_long() -> None:

@@ -129,7 +129,17 @@ def test_comment_workflow_never_runs_pull_request_code() -> None:
         assert "ref" not in with_, "the comment job must check out the default branch only"
         assert "setup" not in step.get("run", ""), "no environment from the pull request"
     job = wf["jobs"]["comment"]
-    assert job["permissions"] == {"actions": "read", "pull-requests": "write"}
+    # contents: read for the checkout (private repositories), nothing else can write
+    assert job["permissions"] == {
+        "actions": "read",
+        "contents": "read",
+        "pull-requests": "write",
+    }
+    runs = [step["run"] for _, step in steps(wf) if "run" in step]
+    assert runs == [
+        'make comment REPORT_DIR="${RUNNER_TEMP}/model-report" HEAD_SHA="${HEAD_SHA}" '
+        'RUN_ID="${RUN_ID}"'
+    ], "one step posts the comment; nothing is installed (no CML, no Node.js)"
 
 
 def test_pull_request_pipeline_has_no_secrets_and_read_only_token() -> None:
