@@ -86,7 +86,8 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mlci.serving.predictor import Predictor, limit_threads, request_model
+from mlci.serving.api_models import request_model
+from mlci.serving.predictor import Predictor, limit_threads
 
 limit_threads()
 MODEL = Predictor.load(Path(os.environ["BENCH_MODEL_FILE"]), version="bench")
@@ -322,7 +323,8 @@ def timed(func: Any, repeats: int, seconds: float) -> dict[str, float]:
 
 
 def in_process(model_file: Path, records: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
-    from mlci.serving.predictor import Predictor, limit_threads, request_model
+    from mlci.serving.api_models import request_model
+    from mlci.serving.predictor import Predictor, limit_threads
 
     limit_threads()
     predictor = Predictor.load(model_file, version="bench")

@@ -13,9 +13,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -30,6 +32,10 @@ from tests.conftest import REPO, run, tool_env
 pytestmark = pytest.mark.slow
 
 SPEC = contract.spec()
+# ``bentoml.metrics`` is deprecated (DESIGN.md); the service counts with prometheus_client. The
+# served processes turn that deprecation warning (its message starts with this) into an error:
+# any use of ``bentoml.metrics`` while loading the service would stop ``bentoml serve``.
+NO_BENTOML_METRICS = "error:bentoml.metrics module is deprecated:DeprecationWarning"
 
 
 def good_record() -> dict[str, Any]:
@@ -89,7 +95,8 @@ def stop(proc: subprocess.Popen) -> None:
 def running(target: str, cwd: Path, log: Path, timeout: float = 180, **env: str) -> Iterator[str]:
     """``bentoml serve target`` on a free port; yields its base URL once /readyz answers."""
     port = free_port()
-    proc = start(serve_cmd(target, port), cwd, tool_env(BENTOML_DO_NOT_TRACK="True", **env), log)
+    env = {"BENTOML_DO_NOT_TRACK": "True", "PYTHONWARNINGS": NO_BENTOML_METRICS, **env}
+    proc = start(serve_cmd(target, port), cwd, tool_env(**env), log)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -121,6 +128,19 @@ def refuses_to_start(cwd: Path, log: Path, **env: str) -> tuple[int, str]:
         stop(proc)
         pytest.fail(f"bentoml serve kept running:\n{log.read_text()[-3000:]}")
     return code, log.read_text()
+
+
+def metric_samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """``/metrics`` as {(sample name, sorted labels): value}, parsed by prometheus_client."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    status, text = http("GET", f"{url}/metrics")
+    assert status == 200, text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def cli_json(result: subprocess.CompletedProcess, command: str) -> dict[str, Any]:
@@ -189,10 +209,54 @@ def test_readyz_predict_and_an_invalid_request(server: dict) -> None:
     assert "mlci_prediction_log_written_total" in metrics
 
 
+def test_service_counters_on_metrics_across_worker_processes(server: dict, packaged: dict) -> None:
+    """The service's prometheus_client counters reach BentoML's /metrics in a real
+    ``bentoml serve``: its worker writes them to ``PROMETHEUS_MULTIPROC_DIR`` and /metrics
+    collects that directory. Same names and labels as before (``bentoml.metrics`` era)."""
+    url, version = server["url"], packaged["model_tag"].split(":")[1]
+    written = ("mlci_prediction_log_written_total", ())
+    before = metric_samples(url)
+    status, body = http("POST", f"{url}/predict", {"records": [good_record()] * 5})
+    assert status == 200, body
+    served = Counter(p["label"] for p in json.loads(body)["predictions"])
+
+    deadline = time.monotonic() + 10  # the log writer thread flushes every quarter second
+    after = metric_samples(url)
+    while after.get(written, 0) - before.get(written, 0) < 5 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        after = metric_samples(url)
+
+    for label, n in served.items():
+        key = ("mlci_predictions_total", (("label", label), ("model_version", version)))
+        assert after.get(key, 0) - before.get(key, 0) == n, key
+    assert after[written] - before.get(written, 0) == 5
+    assert after[("mlci_prediction_log_dropped_total", ())] == 0
+    assert after[("mlci_prediction_log_errors_total", ())] == 0
+    # BentoML's own request metrics are still there, from the same collector.
+    assert any(name.startswith("bentoml_service_request") for name, _ in after)
+
+
+def test_the_served_process_uses_no_deprecated_bentoml_metrics(server: dict) -> None:
+    """The server above runs with ``PYTHONWARNINGS`` turning bentoml.metrics' deprecation warning
+    into an error, so it started (and predicted) without touching ``bentoml.metrics``. Here: that
+    the filter really catches that warning (it stops a process that uses the module)."""
+    assert os.environ.get("PYTHONWARNINGS") != NO_BENTOML_METRICS  # set for the server only
+    uses_it = subprocess.run(
+        [sys.executable, "-c", "import bentoml; bentoml.metrics.Counter"],
+        env=tool_env(PYTHONWARNINGS=NO_BENTOML_METRICS, BENTOML_DO_NOT_TRACK="True"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert uses_it.returncode != 0
+    assert "DeprecationWarning: bentoml.metrics module is deprecated" in uses_it.stderr
+    assert "bentoml.metrics" not in (server["tmp"] / "server.log").read_text()
+
+
 def test_schemathesis_finds_no_failure(server: dict) -> None:
     """Every check against the served /docs.json. BentoML's own spec defects (no
     ``requestBody.required``, a 400 schema its answers do not follow) are corrected by the
-    service (``mlci.serving.service.fix_openapi``), so nothing is excluded here."""
+    service (``mlci.serving.openapi.fix_openapi``), so nothing is excluded here."""
     result = subprocess.run(
         [
             "schemathesis",
@@ -264,7 +328,7 @@ def test_package_builds_a_bento_with_labels_and_a_usable_dockerfile(packaged: di
     assert info["args"]["model_tag"] == tag
     assert [m["tag"] for m in info["services"][0]["models"]] == [tag]
     # Source laid out so `mlci.serving.service` imports without installing the project.
-    assert (bento / "src" / "mlci" / "service.py").is_file()
+    assert (bento / "src" / "mlci" / "serving" / "service.py").is_file()
     assert (bento / "src" / "dvc.lock").is_file()
     # Python packages: uv.lock's pins, no dev tools.
     reqs = (bento / "env" / "python" / "requirements.txt").read_text()

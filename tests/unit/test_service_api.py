@@ -23,10 +23,15 @@ from starlette.testclient import TestClient
 from mlci import artifacts, contract
 from mlci.errors import UserError
 from mlci.serving import model_store as serving_registry
-from mlci.serving import predictor as serving_model
+from mlci.serving.api_models import MAX_RECORDS
 
-# They use ``trained_repo``: a real ``dvc repro`` (once per session).
-pytestmark = pytest.mark.slow
+# They use ``trained_repo``: a real ``dvc repro`` (once per session). The service counts with
+# prometheus_client: any use of the deprecated ``bentoml.metrics`` (importing the service
+# included, in the first test's setup) fails the test.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("error:bentoml.metrics module is deprecated:DeprecationWarning"),
+]
 
 SPEC = contract.spec()
 NUMERIC = [f for f in SPEC.features if f.kind == "numeric"]
@@ -61,11 +66,18 @@ def served(trained_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     mp.setenv("MLCI_MODEL_TAG", serving_registry.default_tag())
     mp.setenv("MLCI_PREDICTION_LOG", str(tmp / "predictions.jsonl"))
     mp.delenv("MLCI_PREDICTION_LOG_EXCLUDE", raising=False)
-    from mlci.serving import service
+    from mlci.serving import request_guard, service, stored_model
 
     first = serving_registry.register(service.MODEL_TAG)
     again = serving_registry.register(service.MODEL_TAG)
-    yield {"service": service, "tmp": tmp, "registered": (first, again), "repo": trained_repo}
+    yield {
+        "service": service,
+        "guard": request_guard,
+        "stored": stored_model,
+        "tmp": tmp,
+        "registered": (first, again),
+        "repo": trained_repo,
+    }
     mp.undo()
     from bentoml._internal.configuration.containers import BentoMLContainer
 
@@ -163,11 +175,9 @@ def test_missing_and_null_optional_fields(client: TestClient) -> None:
 
 
 def test_at_most_max_records(client: TestClient) -> None:
-    ok = post(client, {"records": [good_record()] * serving_model.MAX_RECORDS})
+    ok = post(client, {"records": [good_record()] * MAX_RECORDS})
     assert ok.status_code == 200
-    assert_names(
-        post(client, {"records": [good_record()] * (serving_model.MAX_RECORDS + 1)}), "records"
-    )
+    assert_names(post(client, {"records": [good_record()] * (MAX_RECORDS + 1)}), "records")
 
 
 # ------------------------------------------------------------------------- invalid requests
@@ -242,7 +252,7 @@ def test_many_bad_records_give_a_bounded_answer(client: TestClient, served: dict
     resp = post(client, {"records": [bad] * 5000})  # validated in a worker thread
     assert resp.status_code == 400
     body = resp.json()
-    assert len(body["detail"]) == served["service"].MAX_ERRORS
+    assert len(body["detail"]) == served["guard"].MAX_ERRORS
     assert "(and 4999 more)" in body["error"]
 
 
@@ -268,7 +278,7 @@ def test_non_json_content_types_are_refused(client: TestClient) -> None:
 
 
 def test_an_oversized_body_is_413(client: TestClient, served: dict) -> None:
-    big = b'{"records": [' + b" " * (served["service"].MAX_BODY_BYTES + 1) + b"]}"
+    big = b'{"records": [' + b" " * (served["guard"].MAX_BODY_BYTES + 1) + b"]}"
     resp = client.post("/predict", content=big, headers={"content-type": "application/json"})
     assert resp.status_code == 413
     assert "records" in resp.json()["error"]
@@ -450,9 +460,9 @@ def test_only_the_model_dvc_lock_records_is_registered(
 
 
 def test_a_missing_model_refuses_to_start_with_a_clear_message(served: dict) -> None:
-    service = served["service"]
-    with pytest.raises(service.ModelUnavailable) as err:
-        service.load_predictor(service._StoreModel("mlci-classifier:not-registered"))
+    stored = served["stored"]
+    with pytest.raises(stored.ModelUnavailable) as err:
+        stored.load_predictor(stored.StoreModel("mlci-classifier:not-registered"))
     assert "not in the BentoML model store" in str(err.value)
     assert "make package" in str(err.value)
 
@@ -460,11 +470,11 @@ def test_a_missing_model_refuses_to_start_with_a_clear_message(served: dict) -> 
 def test_a_corrupt_model_refuses_to_start_with_a_clear_message(served: dict) -> None:
     import bentoml
 
-    service = served["service"]
+    stored = served["stored"]
     with bentoml.models.create("mlci-classifier:corrupt") as ref:
         (Path(ref.path) / serving_registry.MODEL_FILE).write_bytes(b"not a skops file")
-    with pytest.raises(service.ModelUnavailable) as err:
-        service.load_predictor(service._StoreModel("mlci-classifier:corrupt"))
+    with pytest.raises(stored.ModelUnavailable) as err:
+        stored.load_predictor(stored.StoreModel("mlci-classifier:corrupt"))
     assert "cannot be loaded" in str(err.value)
     assert "bentoml models delete mlci-classifier:corrupt" in str(err.value)
 

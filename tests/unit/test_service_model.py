@@ -19,7 +19,8 @@ from mlci import artifacts, contract
 from mlci.config import TrainConfig
 from mlci.errors import UserError
 from mlci.pipeline import train
-from mlci.serving.predictor import MAX_RECORDS, Predictor, record_model, request_model
+from mlci.serving.api_models import MAX_RECORDS, record_model, request_model
+from mlci.serving.predictor import Predictor
 
 # They use ``trained_repo``: a real ``dvc repro`` (once per session).
 pytestmark = pytest.mark.slow

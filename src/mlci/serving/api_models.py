@@ -1,0 +1,107 @@
+"""The HTTP API's data models, derived from the data contract (``mlci.contract.spec()``).
+
+* :func:`record_model`: one input row: every contract feature with its type, range, allowed
+  categories and nullability; strict types, unknown fields rejected.
+* :func:`request_model` / :func:`records_field`: the body of ``/predict`` and ``/predict_batch``,
+  ``{"records": [Record, ...]}`` with 1 to :data:`MAX_RECORDS` records.
+* :class:`PredictResponse`, :class:`Prediction`, :class:`BatchPrediction`: the answers.
+
+No web framework and no model here: the service, the benchmark and the tests share these.
+Change a feature in the contract and the request model (and ``/docs.json``) follows.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any, Literal, NotRequired, Required
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from typing_extensions import TypedDict
+
+from mlci import contract
+
+# Upper bound on records per request: a request this size is parsed, predicted and logged in a
+# few tens of milliseconds; anything larger belongs in an offline batch job.
+MAX_RECORDS = 10_000
+
+
+def _example_record(spec: contract.Spec) -> dict[str, Any]:
+    example: dict[str, Any] = {}
+    for f in spec.features:
+        if f.kind == "categorical":
+            example[f.name] = f.categories[0]
+        elif f.minimum is not None and f.maximum is not None:
+            example[f.name] = round((f.minimum + f.maximum) / 2, 1)
+        else:
+            example[f.name] = f.minimum if f.minimum is not None else (f.maximum or 0.0)
+    return example
+
+
+@cache
+def record_model() -> Any:
+    """One input row: every contract feature, typed, bounded and closed to unknown fields.
+
+    strict: ``false`` and ``"3"`` are not numbers (an int such as ``3800`` is a number).
+    extra="forbid": a misspelt or unexpected field is an error that names it, never ignored.
+    A nullable feature may be sent as ``null`` or left out; the model imputes it.
+
+    A ``TypedDict`` rather than a ``BaseModel``: pydantic validates it straight into the dicts
+    the predictor reads (a third faster on 1,000 records than building model instances).
+    """
+    spec = contract.spec()
+    fields: dict[str, Any] = {}
+    for f in spec.features:
+        if f.kind == "categorical":
+            typ: Any = Literal[f.categories]
+            desc = f"one of {', '.join(f.categories)}"
+        else:
+            typ = Annotated[float, Field(ge=f.minimum, le=f.maximum, allow_inf_nan=False)]
+            desc = f"number in [{f.minimum}, {f.maximum}]"
+        if f.nullable:
+            fields[f.name] = NotRequired[
+                Annotated[typ | None, Field(description=f"{desc}, or null")]
+            ]
+        else:
+            fields[f.name] = Required[Annotated[typ, Field(description=desc)]]
+    record = TypedDict("Record", fields)  # type: ignore[misc]
+    record.__pydantic_config__ = ConfigDict(  # type: ignore[attr-defined]
+        strict=True,
+        extra="forbid",
+        # "example" (OpenAPI 3.0) rather than "examples": BentoML's spec model has only the former.
+        json_schema_extra={"example": _example_record(spec)},
+    )
+    return record
+
+
+def records_field() -> tuple[Any, Any]:
+    """The ``records`` field of a request: 1 to ``MAX_RECORDS`` contract records."""
+    return (
+        Annotated[list[record_model()], Field(min_length=1, max_length=MAX_RECORDS)],  # type: ignore[misc]
+        Field(description=f"1 to {MAX_RECORDS} records to score"),
+    )
+
+
+@cache
+def request_model() -> type[BaseModel]:
+    """The body of ``/predict`` and ``/predict_batch``: ``{"records": [Record, ...]}``."""
+    return create_model(
+        "PredictRequest",
+        __config__=ConfigDict(strict=True, extra="forbid"),
+        records=records_field(),
+    )
+
+
+class Prediction(BaseModel):
+    label: str = Field(description="the most probable class")
+    probabilities: dict[str, float] = Field(description="probability of every class")
+    model_version: str = Field(description="version (BentoML model tag) of the model used")
+
+
+class PredictResponse(BaseModel):
+    request_id: str = Field(description="identifies the request in the prediction log")
+    model_version: str
+    predictions: list[Prediction]
+
+
+class BatchPrediction(Prediction):
+    request_id: str = Field(description="identifies this prediction in the prediction log")
