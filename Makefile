@@ -5,7 +5,20 @@ SHELL := /bin/bash
 
 UV_VERSION := 0.13.9
 # Use the uv on PATH, or install a private copy under .tools/ (needs only python3 and pip).
-UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+# UV=/path/to/uv chooses another. Resolved once, to an absolute path.
+UV_ON_PATH := $(shell command -v uv 2>/dev/null)
+UV_PRIVATE := $(CURDIR)/.tools/bin/uv
+ifeq ($(origin UV),undefined)
+UV := $(or $(UV_ON_PATH),$(UV_PRIVATE))
+else ifeq ($(findstring /,$(UV)),)
+override UV := $(shell command -v $(UV) 2>/dev/null)
+endif
+# Recipes and every process they start (dvc stages, tests, `bentoml build`, which runs `uv`)
+# must find this same uv by name: put its folder first on PATH unless PATH already finds it.
+# .tools/bin holds only uv and uvx, so nothing else is shadowed.
+ifneq ($(UV),$(UV_ON_PATH))
+export PATH := $(patsubst %/,%,$(dir $(UV))):$(PATH)
+endif
 RUN := $(UV) run --frozen --no-sync
 
 export UV_PYTHON_DOWNLOADS := never
@@ -16,17 +29,30 @@ export UV_COMPILE_BYTECODE := 1
 
 BASE ?= origin/main
 
-.PHONY: help setup run repro test test-fast lint format check-workflows bench clean \
-	pull check-stale report gate pr-check comment install-cml verify-release containerize \
+.PHONY: help setup tools run repro test test-fast lint format check-workflows bench clean \
+	pull check-stale report gate pr-check comment verify-release containerize \
 	smoke-test smoke-image push-image sign-image model-card github-release monitor retrain retrain-pr \
 	package serve bench-serve
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(CURDIR)/.tools/bin/uv:
-	python3 -m venv .tools
-	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+# uv's wheel installed with --target: .tools/bin gets uv and uvx and nothing else (no python3
+# that would shadow yours). Reinstalled when UV_VERSION changes or .tools/ has an older layout.
+UV_STAMP := $(CURDIR)/.tools/uv-$(UV_VERSION).installed
+$(UV_PRIVATE): $(if $(wildcard $(UV_STAMP)),,FORCE)
+	rm -rf .tools
+	python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+		--target .tools uv==$(UV_VERSION)
+	@touch $@ $(UV_STAMP)
+
+.PHONY: FORCE
+FORCE:
+
+tools: ## show the uv (and python3) every recipe and the processes they start use
+	@echo "uv: $$(command -v uv || echo 'none on PATH (run make setup)')"
+	@echo "make uses: $(UV)"
+	@echo "python3: $$(command -v python3 || echo none)"
 
 .venv/.synced: uv.lock pyproject.toml | $(UV)
 	$(UV) sync --frozen
@@ -66,13 +92,14 @@ gate: setup ## exit non-zero when the model fails the merge gate against BASE
 pr-check: setup ## CI: staleness check, dvc repro, report and gate against BASE
 	$(RUN) mlci pr-check --base $(BASE)
 
-# Needs no environment: the comment job must not install or run a pull request's code.
-comment: ## post reports/pr as the pull-request comment (CI: workflow_run job)
-	PYTHONPATH=src python3 -m mlci.review.comment --dir $(REPORT_DIR) --head-sha $(HEAD_SHA)
-
-CML_VERSION := 0.20.6
-install-cml: ## install the CML command line from npm (the comment job; needs Node.js)
-	npm install --global --no-fund --no-audit @dvcorg/cml@$(CML_VERSION)
+# Needs no environment: the comment job must not install or run a pull request's code. Standard
+# library only; posts through GitHub's REST API (GITHUB_TOKEN, GITHUB_REPOSITORY, GITHUB_API_URL).
+# REPORT_DIR: the downloaded artifact; HEAD_SHA, RUN_ID: the triggering run's commit and id.
+comment: ## post REPORT_DIR's report as the one pull-request comment (CI: workflow_run job)
+	$(if $(REPORT_DIR),,$(error set REPORT_DIR=<downloaded model-report artifact folder>))
+	$(if $(HEAD_SHA),,$(error set HEAD_SHA=<commit the pull-request run built>))
+	PYTHONPATH=src python3 -m mlci.review.comment --dir "$(REPORT_DIR)" --head-sha "$(HEAD_SHA)" \
+		$(if $(RUN_ID),--run-id "$(RUN_ID)") $(if $(DRY_RUN),--dry-run)
 
 check-workflows: setup ## zizmor (pedantic, offline) and JSON-schema checks of .github/
 	$(RUN) zizmor --offline --persona pedantic .github/workflows

@@ -8,7 +8,10 @@ serving time.
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
+import json
+import zipfile
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import skops.io as sio
@@ -23,11 +26,68 @@ TRUSTED = [
 ]
 
 
-# skops files are not byte-reproducible (they embed Python object ids), so reproducibility is
-# checked on predictions and metrics, not on the file's hash.
+# A skops file is a zip archive: ``schema.json`` plus one member per stored array. As written,
+# it differs between two dumps of the same model: every object carries its Python ``id()`` (as
+# ``__id__``, and as the name of its ``.npy`` member), some members get random names, and every
+# member is stamped with the current time. ``canonical_bytes`` removes all three, so the same
+# fitted model always gives the same bytes and ``dvc.lock`` records the same hash on any run.
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def canonical_bytes(data: bytes) -> bytes:
+    """The same skops archive with ids renumbered, members renamed and timestamps fixed.
+
+    Ids and member names are replaced by their order of first appearance in ``schema.json``
+    (itself written in the model's own attribute order). Renumbering is one-to-one, so objects
+    that were shared stay shared, and the loader sees the same structure and the same arrays.
+    """
+    with zipfile.ZipFile(io.BytesIO(data)) as src:
+        schema = json.loads(src.read("schema.json"))
+        members = set(src.namelist()) - {"schema.json"}
+        ids: dict[int, int] = {}
+        renamed: dict[str, str] = {}
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if key == "__id__" and type(value) is int:
+                        # From 1: the loader ignores a false id (0), losing the sharing.
+                        node[key] = ids.setdefault(value, len(ids) + 1)
+                    elif key == "file" and isinstance(value, str) and value in members:
+                        suffix = PurePosixPath(value).suffix
+                        node[key] = renamed.setdefault(value, f"{len(renamed)}{suffix}")
+                    else:
+                        walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+
+        walk(schema)
+        # Members schema.json does not name (none today) are kept, in name order.
+        for name in sorted(members - set(renamed)):
+            renamed[name] = f"unreferenced/{name}"
+
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as dst:
+
+            def put(name: str, payload: bytes) -> None:
+                info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
+                info.compress_type = zipfile.ZIP_STORED
+                info.create_system = 3  # Unix, whichever system writes it
+                info.external_attr = 0o644 << 16
+                dst.writestr(info, payload)
+
+            for old, new in renamed.items():
+                put(new, src.read(old))
+            put("schema.json", json.dumps(schema, indent=2).encode())
+    return out.getvalue()
+
+
 def save_model(model: Any, path: Path) -> None:
+    """Save ``model`` with skops, byte-reproducibly; refuse types not on ``TRUSTED``."""
+
     def write(tmp: Path) -> None:
-        sio.dump(model, tmp)
+        tmp.write_bytes(canonical_bytes(sio.dumps(model)))
         untrusted = sorted(set(sio.get_untrusted_types(file=tmp)) - set(TRUSTED))
         if untrusted:
             raise RuntimeError(

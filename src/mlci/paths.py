@@ -18,6 +18,10 @@ VALIDATION_MD = REPORTS / "validation.md"
 METRICS = REPORTS / "metrics.json"
 SLICES = REPORTS / "slices.json"
 COST = REPORTS / "cost.json"
+# Machine- and time-dependent facts of the last local run (fit time, predict latency, when and
+# from which commit): git-ignored and not a DVC output, so rerunning the pipeline on the same
+# inputs changes no tracked file. Absent when DVC restored the stages instead of running them.
+TIMINGS = REPORTS / "timings.json"
 PLOTS = REPORTS / "plots"
 CONFUSION = PLOTS / "confusion.csv"
 ROC_DIR = PLOTS / "roc"

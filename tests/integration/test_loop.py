@@ -104,7 +104,7 @@ def test_retraining_ends_in_a_pushed_branch_and_a_pull_request(
     origin = tmp_path / "origin.git"
     run(["git", "init", "-q", "--bare", str(origin)], tmp_path)
     git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "trained")
+    git(repo, "commit", "--allow-empty", "-qm", "trained")
     git(repo, "remote", "add", "origin", str(origin))
     git(repo, "push", "-q", "origin", "main")
     git(repo, "fetch", "-q", "origin")

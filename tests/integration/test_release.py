@@ -20,7 +20,7 @@ def repo(trained_repo: Path, tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     shutil.copytree(trained_repo, repo, symlinks=True)
     git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "trained")
+    git(repo, "commit", "--allow-empty", "-qm", "trained")
     git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")
     return repo
 

@@ -23,7 +23,8 @@ def declared() -> set[str]:
 
 
 def test_every_stage_path_is_declared_in_dvc_yaml() -> None:
-    names = [n for n in dir(paths) if n.isupper() and n not in ("REPORTS", "PLOTS")]
+    # TIMINGS is machine-dependent on purpose: git-ignored and declared by no stage.
+    names = [n for n in dir(paths) if n.isupper() and n not in ("REPORTS", "PLOTS", "TIMINGS")]
     missing = {str(getattr(paths, n)) for n in names} - declared()
     assert not missing, f"paths.py names files dvc.yaml does not declare: {sorted(missing)}"
 

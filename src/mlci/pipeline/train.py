@@ -1,4 +1,10 @@
-"""Lifecycle step 4: fit the model pipeline and a baseline, save both with skops."""
+"""Lifecycle step 4: fit the model pipeline and a baseline, save both with skops.
+
+Everything this stage declares as output is a function of its inputs: the same data, params and
+locked libraries give byte-identical model files and metadata, so ``dvc.lock`` does not change
+when the pipeline reruns. When and where it ran (time, fit seconds, commit, Python patch
+release) goes to the git-ignored ``reports/timings.json`` instead.
+"""
 
 from __future__ import annotations
 
@@ -10,27 +16,15 @@ from importlib.metadata import version
 from typing import Any
 
 import pandas as pd
-from sklearn.base import ClassifierMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.dummy import DummyClassifier
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mlci import artifacts, contract, files, paths
 from mlci.config import Params, TrainConfig
-
-_ESTIMATORS: dict[str, type[ClassifierMixin]] = {
-    "logistic_regression": LogisticRegression,
-    "random_forest": RandomForestClassifier,
-    "hist_gradient_boosting": HistGradientBoostingClassifier,
-}
-
-
-def estimator_class(name: str) -> type[ClassifierMixin]:
-    return _ESTIMATORS[name]
+from mlci.estimators import estimator_class
 
 
 def build_pipeline(cfg: TrainConfig, seed: int) -> Pipeline:
@@ -84,18 +78,33 @@ def run(params: Params) -> dict[str, Any]:
         "target": contract.spec().target,
         "train_rows": len(train),
         "train_data_sha256": files.sha256_file(paths.TRAIN),
-        "fit_seconds": round(fit_seconds, 4),
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "params": params.model_dump(mode="json", by_alias=True),
-        "git": _git_state(),
-        "python": platform.python_version(),
+        # The feature release, not the patch: a patch release does not change the model.
+        "python": ".".join(platform.python_version_tuple()[:2]),
         "libraries": {
             lib: version(lib) for lib in ("scikit-learn", "pandas", "numpy", "skops", "pandera")
         },
         "skops_trusted": artifacts.TRUSTED,
     }
     files.write_json(paths.MODEL_META, meta)
+    git_state = _git_state()
+    record_run(
+        fit_seconds=round(fit_seconds, 4),
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        git_commit=git_state["commit"],
+        git_dirty=git_state["dirty"],
+        python=platform.python_version(),
+    )
     return meta
+
+
+def record_run(**facts: Any) -> None:
+    """Merge ``facts`` into ``reports/timings.json`` (see ``paths.TIMINGS``)."""
+    try:
+        current = files.read_json(paths.TIMINGS) if paths.TIMINGS.is_file() else {}
+    except ValueError:
+        current = {}
+    files.write_json(paths.TIMINGS, {**(current if isinstance(current, dict) else {}), **facts})
 
 
 def _git_state() -> dict[str, Any]:
