@@ -281,7 +281,7 @@ def bench_scaled(root: Path, rows: int) -> dict[str, Any]:
     ingest = json.loads((repo / "reports" / "ingest.json").read_text())
     validation = json.loads((repo / "reports" / "validation.json").read_text())
     metrics = json.loads((repo / "reports" / "metrics.json").read_text())
-    cost = json.loads((repo / "reports" / "cost.json").read_text())
+    timings = json.loads((repo / "reports" / "timings.json").read_text())  # git-ignored, per run
     total = sum(stages[s]["wall_s"] for s in SCALED_TARGET_STAGES)
     peak = max(stages[s]["peak_rss_mib"] for s in SCALED_STAGES) / 1024
     plots = repo / "reports" / "plots"
@@ -299,7 +299,7 @@ def bench_scaled(root: Path, rows: int) -> dict[str, Any]:
         "peak_rss_gib": round(peak, 3),
         "validation_passed": validation["valid"],
         "model_accuracy": metrics["model"]["accuracy"],
-        "fit_seconds": cost.get("fit_seconds"),
+        "fit_seconds": timings.get("fit_seconds"),
         "plot_files_bytes": sum(p.stat().st_size for p in plots.rglob("*") if p.is_file()),
         "permutation_repeats": yaml.safe_load(params.read_text())["evaluate"].get(
             "permutation_repeats"
