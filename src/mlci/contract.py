@@ -143,3 +143,9 @@ def _min_share(y: pd.Series, classes: tuple[str, ...]) -> float:
         return 0.0
     shares = y.value_counts(normalize=True)
     return float(min(shares.get(c, 0.0) for c in classes))
+
+
+def features_and_target(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """The contract's feature columns, and the target as strings (the model's class labels)."""
+    s = spec()
+    return df[s.feature_names], df[s.target].astype(str)

@@ -121,7 +121,7 @@ def contract_check(batch: Batch, params: Params) -> dict[str, Any]:
 
 def performance(batch: Batch, model: Any, cfg: MonitorConfig, metrics_path: Path) -> dict[str, Any]:
     """The model's quality on the labelled rows of the batch, against the test-set metrics."""
-    from mlci.pipeline import evaluate
+    from mlci.metrics import quality
 
     spec = contract.spec()
     labels = batch.frame[spec.target].astype(object)
@@ -136,7 +136,7 @@ def performance(batch: Batch, model: Any, cfg: MonitorConfig, metrics_path: Path
     classes = [str(c) for c in model.classes_]
     proba = model.predict_proba(X)
     try:
-        metrics = evaluate.quality(y, proba, classes)
+        metrics = quality(y, proba, classes)
     except ValueError:  # e.g. ROC AUC with a class absent from the batch
         pred = np.asarray(classes)[proba.argmax(axis=1)]
         from sklearn.metrics import accuracy_score, f1_score

@@ -18,72 +18,21 @@ import pandas as pd
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import (
     accuracy_score,
-    balanced_accuracy_score,
     f1_score,
-    log_loss,
     precision_recall_curve,
-    precision_recall_fscore_support,
-    roc_auc_score,
     roc_curve,
 )
 
 from mlci import artifacts, files, paths
 from mlci.config import Params
-from mlci.pipeline.train import features_and_target, record_run
+from mlci.contract import features_and_target
+from mlci.metrics import known_labels, label_codes, quality
+from mlci.pipeline.train import record_run
 
 MISSING = "(missing)"
 # Curves are plot data: past this many points a curve is thinned (evenly, keeping both ends),
 # so a large test set does not write (and plot) one point per row.
 MAX_CURVE_POINTS = 1000
-
-
-def label_codes(values: Any, labels: list[str]) -> np.ndarray:
-    """Each value's position in ``labels`` (-1 if absent), as integers.
-
-    Metrics are computed on these codes, not on the label strings: scikit-learn sorts and
-    compares string labels in Python, which costs seconds per metric on 100,000s of rows, while
-    every metric here depends only on which rows share a label, not on the label's spelling.
-    """
-    return np.asarray(pd.Categorical(values, categories=labels).codes, dtype=np.intp)
-
-
-def known_labels(y: Any, classes: list[str]) -> list[str]:
-    """The model's classes in order, then any other label ``y`` has (so codes stay one-to-one)."""
-    unseen = {v for v in pd.unique(np.asarray(y, dtype=object)) if not pd.isna(v)} - set(classes)
-    return [*classes, *sorted(unseen, key=str)]
-
-
-def quality(y: pd.Series, proba: np.ndarray, classes: list[str]) -> dict[str, Any]:
-    # Class j is code j, the column of ``proba`` that scores it.
-    truth = label_codes(y, known_labels(y, classes))
-    pred = proba.argmax(axis=1)
-    codes = list(range(len(classes)))
-    precision, recall, _, support = precision_recall_fscore_support(
-        truth, pred, labels=codes, zero_division=0
-    )
-    return {
-        "accuracy": round(float(accuracy_score(truth, pred)), 6),
-        "balanced_accuracy": round(float(balanced_accuracy_score(truth, pred)), 6),
-        "f1_macro": round(float(f1_score(truth, pred, average="macro", zero_division=0)), 6),
-        "log_loss": round(float(log_loss(truth, proba, labels=codes)), 6),
-        "roc_auc_ovr": round(float(_roc_auc(truth, proba, codes)), 6),
-        "per_class": {
-            c: {
-                "precision": round(float(p), 6),
-                "recall": round(float(r), 6),
-                "support": int(s),
-            }
-            for c, p, r, s in zip(classes, precision, recall, support, strict=True)
-        },
-    }
-
-
-def _roc_auc(truth: np.ndarray, proba: np.ndarray, codes: list[int]) -> float:
-    if len(np.unique(truth)) < 2:
-        return float("nan")
-    if len(codes) == 2:
-        return roc_auc_score(truth == codes[1], proba[:, 1])
-    return roc_auc_score(truth, proba, multi_class="ovr", labels=codes)
 
 
 def slice_metrics(

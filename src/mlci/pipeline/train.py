@@ -24,6 +24,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mlci import artifacts, contract, files, paths
 from mlci.config import Params, TrainConfig
+from mlci.contract import features_and_target
 from mlci.estimators import estimator_class
 
 
@@ -53,11 +54,6 @@ def build_pipeline(cfg: TrainConfig, seed: int) -> Pipeline:
 
 def build_baseline(cfg: TrainConfig, seed: int) -> DummyClassifier:
     return DummyClassifier(strategy=cfg.baseline, random_state=seed)
-
-
-def features_and_target(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    spec = contract.spec()
-    return df[spec.feature_names], df[spec.target].astype(str)
 
 
 def run(params: Params) -> dict[str, Any]:
