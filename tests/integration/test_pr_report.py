@@ -2,7 +2,7 @@
 
 One base commit (a deliberately middling model, C=0.05) and one branch per scenario: better,
 worse beyond tolerance, equal, data breaking the contract, changed data, a param added, stale
-results, and a base with no metrics yet.
+results, a base with no metrics yet, and a pull-request run on GitHub's merge commit.
 """
 
 from __future__ import annotations
@@ -15,9 +15,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from mlci.review.report import local_links
 from tests.conftest import copy_repo, git, run
+from tests.unit.test_report_charts import mermaid_blocks, parse_xychart, table_rows
 
 pytestmark = pytest.mark.slow
+# Outside GitHub Actions unless a test says otherwise (these tests may run inside a workflow).
+NOT_ACTIONS = {"GITHUB_EVENT_PATH": "", "GITHUB_SERVER_URL": "", "GITHUB_REPOSITORY": ""}
 
 
 def set_param(repo: Path, dotted: str, value: object) -> None:
@@ -58,13 +62,13 @@ def branch(base_repo: Path, tmp_path: Path):
 
 
 def report(repo: Path, *extra: str) -> tuple[str, dict]:
-    run(["mlci", "report", "--base", "main", *extra], repo)
+    run(["mlci", "report", "--base", "main", *extra], repo, **NOT_ACTIONS)
     text = (repo / "reports/pr/report.md").read_text()
     return text, json.loads((repo / "reports/pr/verdict.json").read_text())
 
 
 def gate(repo: Path) -> tuple[int, str]:
-    result = run(["mlci", "gate", "--base", "main"], repo, check=False)
+    result = run(["mlci", "gate", "--base", "main"], repo, check=False, **NOT_ACTIONS)
     return result.returncode, result.stdout + result.stderr
 
 
@@ -87,10 +91,37 @@ def test_better_model_passes(branch) -> None:
     assert "| `train.estimator.params.C` | `0.05` | `1.0` |" in text
     assert "Data unchanged against base." in text
     assert "| Adelie |" in text  # confusion matrix as a table
-    for image in ("roc.png", "precision_recall.png", "importance.png"):
+    head = git(repo, "rev-parse", "HEAD").stdout.strip()
+    base = git(repo, "rev-parse", "main").stdout.strip()
+    # Outside Actions: the local HEAD and the base ref, short shas, no links.
+    assert f"This branch at `{head[:7]}` against `main` at `{base[:7]}`." in text
+    # PNGs are linked, never embedded, and are the only local files the report names.
+    assert "![" not in text
+    assert local_links(text) == sorted(["roc.png", "precision_recall.png", "importance.png"])
+    for image in local_links(text):
         assert (repo / "reports/pr" / image).stat().st_size > 1000
-        assert f"]({image})" in text
+        assert f"(PNG)]({image})" in text
+    assert_charts_readable(text, classes=["Adelie", "Chinstrap", "Gentoo"])
+    assert len(text) < 30_000
     assert gate(repo)[0] == 0
+
+
+def assert_charts_readable(text: str, classes: list[str]) -> None:
+    """Each chart is a well-formed Mermaid block, and a table holds the same numbers."""
+    lines = text.splitlines()
+    blocks = [parse_xychart(b) for b in mermaid_blocks(text)]
+    assert len(blocks) == 2 * len(classes) + 1  # ROC and PR per class, importance
+    for first, x_axis in ((0, "false positive rate"), (len(classes), "recall")):
+        points = table_rows(lines, f"| {x_axis} |")
+        for i, chart in enumerate(blocks[first : first + len(classes)]):
+            base_line, head_line = (values for _, values in chart["plots"])
+            assert [float(r[1 + 2 * i]) for r in points] == base_line
+            assert [float(r[2 + 2 * i]) for r in points] == head_line
+    importance = blocks[-1]
+    rows = table_rows(lines, "| feature |")
+    bars = dict(importance["plots"])["bar"]
+    assert [r[0].replace("\\_", "_") for r in rows] == importance["x_bands"]
+    assert bars == [max(round(float(r[2]), 3), 0.0) for r in rows]
 
 
 def test_regression_beyond_tolerance_fails(branch) -> None:
@@ -206,3 +237,70 @@ def test_unknown_base_ref_is_a_clear_error(base_repo: Path) -> None:
     assert result.returncode == 2
     assert "unknown git ref 'origin/nope'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_pull_request_run_names_the_head_commit_and_declares_its_attachments(
+    branch, tmp_path: Path
+) -> None:
+    repo = branch("pr")
+    set_param(repo, "train.estimator.params.C", 1.0)
+    run(["dvc", "repro"], repo)
+    commit_all(repo, "the pull request's change")
+    head = git(repo, "rev-parse", "HEAD").stdout.strip()
+    base = git(repo, "rev-parse", "main").stdout.strip()
+    # What actions/checkout gives a pull_request run: a merge commit of the head into the base.
+    git(repo, "checkout", "-q", "--detach", "main")
+    git(repo, "merge", "-q", "--no-ff", "-m", "Merge pr into main", "pr")
+    merge = git(repo, "rev-parse", "HEAD").stdout.strip()
+    assert merge not in (head, base)
+    event = tmp_path / "event.json"
+    event.write_text(
+        json.dumps(
+            {
+                "action": "synchronize",
+                "pull_request": {
+                    "number": 42,
+                    "head": {"sha": head, "ref": "pr"},
+                    "base": {"sha": base, "ref": "main"},
+                },
+            }
+        )
+    )
+    env = {
+        "GITHUB_EVENT_PATH": str(event),
+        "GITHUB_SERVER_URL": "https://github.example",
+        "GITHUB_REPOSITORY": "octo/penguins",
+        "GITHUB_RUN_ID": "7",
+    }
+    run(["mlci", "pr-check", "--base", "main"], repo, **env)
+
+    out = repo / "reports/pr"
+    text = (out / "report.md").read_text()
+    commit = "https://github.example/octo/penguins/commit"
+    assert (
+        f"Pull request #42 at [`{head[:7]}`]({commit}/{head}) "
+        f"against `main` at [`{base[:7]}`]({commit}/{base})."
+    ) in text
+    assert f"- commit: `{head}` (head of pull request #42)" in text
+    assert f"- measured on: `{merge}`" in text  # said once, in provenance: never as the head
+    assert merge[:7] not in text.replace(f"`{merge}`", "")
+    assert "- workflow run: https://github.example/octo/penguins/actions/runs/7" in text
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["head_sha"] == head and verdict["base_sha"] == base
+
+    pr = json.loads((out / "pr.json").read_text())
+    attachments = ["importance.png", "precision_recall.png", "roc.png"]
+    assert pr == {"pr_number": 42, "head_sha": head, "base_sha": base, "attachments": attachments}
+    assert "![" not in text
+    links = [t for t in local_links(text) if not t.startswith("https://github.example/")]
+    assert links == attachments
+    assert all((out / name).is_file() for name in attachments)
+    assert_charts_readable(text, classes=["Adelie", "Chinstrap", "Gentoo"])
+
+    # Without images, nothing is linked and nothing is declared (and no stale PNG is left).
+    run(["mlci", "pr-check", "--base", "main", "--no-images"], repo, **env)
+    text = (out / "report.md").read_text()
+    assert json.loads((out / "pr.json").read_text())["attachments"] == []
+    assert [t for t in local_links(text) if not t.startswith("https://")] == []
+    assert not any((out / name).exists() for name in attachments)
+    assert len(mermaid_blocks(text)) == 7  # the charts do not depend on the PNGs

@@ -1,7 +1,8 @@
-"""PNG plots for the pull-request comment: base (dashed) against this branch (solid).
+"""PNG plots for the workflow artifact: base (dashed) against this branch (solid).
 
-DVC renders the same data as interactive plots (`dvc plots diff`); these images exist because a
-GitHub comment can only show pictures. The report stays complete without them.
+The pull-request comment has no image host: it carries the same charts as Mermaid diagrams and
+tables (``mlci.review.mermaid``) and only links these files, which the comment poster turns into
+links to the run's artifact. DVC renders the same data as interactive plots (`dvc plots diff`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ matplotlib.use("Agg")  # no display on CI runners
 import matplotlib.pyplot as plt
 
 if TYPE_CHECKING:
-    from mlci.review.report import Side
+    from mlci.review.sides import Side
 
 CURVE_AXES = {
     "roc": ("fpr", "tpr", "ROC (one-vs-rest)"),
@@ -34,16 +35,19 @@ def _curves(base: Side, current: Side, name: str, path: Path) -> bool:
         return False
     fig, axes = plt.subplots(1, len(classes), figsize=(4 * len(classes), 3.6), squeeze=False)
     for ax, cls in zip(axes[0], classes, strict=True):
+        drawn = False
         for side, style in ((base, "--"), (current, "-")):
             frame = side.curves.get(name, {}).get(cls)
-            if frame is not None and not frame.empty:
+            if frame is not None and not frame.empty and {x, y} <= set(frame.columns):
                 ax.plot(frame[x], frame[y], style, label=side.label)
-        ax.set_title(cls)
+                drawn = True
+        ax.set_title(str(cls))
         ax.set_xlabel(x)
         ax.set_ylabel(y)
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(-0.02, 1.02)
-        ax.legend(loc="lower right" if name == "roc" else "lower left", fontsize=8)
+        if drawn:
+            ax.legend(loc="lower right" if name == "roc" else "lower left", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
@@ -52,7 +56,7 @@ def _curves(base: Side, current: Side, name: str, path: Path) -> bool:
 
 
 def _importance(base: Side, current: Side, path: Path) -> bool:
-    if current.importance is None:
+    if current.importance is None or current.importance.empty:
         return False
     cur = current.importance.set_index("feature")["importance"]
     features = list(cur.sort_values().index)
@@ -62,7 +66,7 @@ def _importance(base: Side, current: Side, path: Path) -> bool:
     if base.importance is not None:
         b = base.importance.set_index("feature")["importance"].reindex(features)
         ax.barh([p - 0.2 for p in positions], b, height=0.4, label=base.label, alpha=0.6)
-    ax.set_yticks(list(positions), features)
+    ax.set_yticks(list(positions), [str(f) for f in features])
     ax.set_xlabel("permutation importance (drop in macro F1)")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -72,7 +76,11 @@ def _importance(base: Side, current: Side, path: Path) -> bool:
 
 
 def draw(base: Side, current: Side, out_dir: Path) -> dict[str, str]:
-    """Draw what there is data for; return {title: file name relative to out_dir}."""
+    """Draw what there is data for; return {title: file name relative to out_dir}.
+
+    The names are those in ``report.CHART_FILES``, the only local files a report may link.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
     drawn: dict[str, str] = {}
     if _curves(base, current, "roc", out_dir / "roc.png"):
         drawn["ROC curves"] = "roc.png"

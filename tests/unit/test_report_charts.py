@@ -1,0 +1,225 @@
+"""The report's charts on generated data: Mermaid blocks that parse, tables with the same numbers,
+labels that cannot break either, and PNGs with the names the report may link."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import precision_recall_curve, roc_curve
+
+from mlci.review import mermaid
+from mlci.review.mermaid import curve_section, importance_section, sample_pr, sample_roc
+
+NUMBER = r"[+-]?(?:\d+(?:\.\d+)?|\.\d+)"
+STRING = r'"[^"\n%`]*"'
+
+
+def mermaid_blocks(lines: list[str] | str) -> list[str]:
+    text = lines if isinstance(lines, str) else "\n".join(lines)
+    return re.findall(r"^```mermaid\n(.*?)^```$", text, flags=re.S | re.M)
+
+
+def parse_xychart(block: str) -> dict:
+    """Check a block against the xychart-beta grammar subset the report uses; return its data.
+
+    (The same blocks were checked with Mermaid 10.9 and 12.3's own parsers while writing this.)
+    """
+    lines = block.strip("\n").split("\n")
+    init = re.fullmatch(r"%%\{init: (.*)\}%%", lines[0])
+    assert init, lines[0]
+    config = json.loads(init.group(1))
+    assert lines[1] in ("xychart-beta", "xychart-beta horizontal")
+    out: dict = {"config": config, "horizontal": lines[1].endswith("horizontal"), "plots": []}
+    for line in lines[2:]:
+        if m := re.fullmatch(rf"    x-axis ({STRING}) \[((?:{STRING}, )*{STRING})\]", line):
+            out["x_bands"] = re.findall(r'"([^"]*)"', m.group(2))
+        elif m := re.fullmatch(rf"    ([xy])-axis ({STRING}) ({NUMBER}) --> ({NUMBER})", line):
+            out[f"{m.group(1)}_range"] = (float(m.group(3)), float(m.group(4)))
+        elif m := re.fullmatch(rf"    (line|bar) \[((?:{NUMBER}, )*{NUMBER})\]", line):
+            out["plots"].append((m.group(1), [float(v) for v in m.group(2).split(", ")]))
+        else:
+            raise AssertionError(f"not xychart syntax the report should emit: {line!r}")
+    palette = config["themeVariables"]["xyChart"]["plotColorPalette"].split(", ")
+    assert len(palette) == len(out["plots"]), "one colour per plot, in drawing order"
+    return out
+
+
+def table_rows(lines: list[str], header_start: str) -> list[list[str]]:
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))])
+    return rows
+
+
+def curves(n_classes: int, seed: int, names: list[str] | None = None) -> dict[str, dict]:
+    """One-vs-rest ROC and PR points, as the evaluate stage writes them."""
+    rng = np.random.default_rng(seed)
+    names = names or [f"class{i}" for i in range(n_classes)]
+    y = rng.integers(0, n_classes, 300)
+    scores = rng.random((300, n_classes)) + np.eye(n_classes)[y] * 0.6
+    roc, pr = {}, {}
+    for i, name in enumerate(names):
+        fpr, tpr, _ = roc_curve(y == i, scores[:, i])
+        precision, recall, _ = precision_recall_curve(y == i, scores[:, i])
+        roc[name] = pd.DataFrame({"fpr": fpr.round(6), "tpr": tpr.round(6)})
+        pr[name] = pd.DataFrame({"recall": recall.round(6), "precision": precision.round(6)})
+    return {"roc": roc, "precision_recall": pr}
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+@pytest.mark.parametrize("kind", ["roc", "precision_recall"])
+def test_curve_section_charts_every_class_with_a_table_of_the_same_numbers(
+    kind: str, n_classes: int
+) -> None:
+    base, current = curves(n_classes, 1)[kind], curves(n_classes, 2)[kind]
+    lines = curve_section(kind, base, current, "`b`", "`h`")
+    blocks = mermaid_blocks(lines)
+    assert len(blocks) == n_classes
+    x_axis = mermaid.KINDS[kind][3]
+    points = table_rows(lines, f"| {x_axis} |")
+    assert len(points) == mermaid.GRID_POINTS
+    for i, (cls, block) in enumerate(zip(sorted(current), blocks, strict=True)):
+        chart = parse_xychart(block)
+        assert chart["x_range"] == (0.0, 1.0) and chart["y_range"] == (0.0, 1.0)
+        (k1, base_line), (k2, head_line) = chart["plots"]
+        assert k1 == k2 == "line" and len(base_line) == len(head_line) == mermaid.GRID_POINTS
+        # the table holds exactly the charted numbers: base then this branch, per class
+        assert [float(r[1 + 2 * i]) for r in points] == base_line
+        assert [float(r[2 + 2 * i]) for r in points] == head_line
+        assert f"**{cls}**" in lines
+    areas = table_rows(lines, "| class |")
+    assert [r[0] for r in areas] == sorted(current)
+    assert all(0.0 <= float(r[1]) <= 1.0 and 0.0 <= float(r[2]) <= 1.0 for r in areas)
+
+
+def test_curve_area_matches_scikit_learn() -> None:
+    from sklearn.metrics import auc
+
+    frame = curves(3, 4)["roc"]["class1"]
+    assert mermaid.curve_area("roc", frame) == pytest.approx(auc(frame["fpr"], frame["tpr"]))
+
+
+def test_roc_sampling_follows_the_curve_and_takes_the_top_of_a_step() -> None:
+    frame = pd.DataFrame({"fpr": [0.0, 0.0, 0.0, 0.5, 1.0], "tpr": [0.0, 0.2, 0.6, 0.8, 1.0]})
+    sampled = sample_roc(frame, np.array([0.0, 0.25, 0.5, 0.75, 1.0]))
+    assert sampled == pytest.approx([0.6, 0.7, 0.8, 0.9, 1.0])
+
+
+def test_pr_sampling_is_the_interpolated_precision() -> None:
+    frame = pd.DataFrame({"recall": [1.0, 0.5, 0.5, 0.0], "precision": [0.4, 0.5, 0.9, 1.0]})
+    assert sample_pr(frame, np.array([0.0, 0.5, 0.75, 1.0])) == pytest.approx([1, 0.9, 0.4, 0.4])
+
+
+def test_a_class_missing_on_one_side_gets_one_line_and_a_dash() -> None:
+    base = curves(2, 1)["roc"]
+    current = curves(3, 2)["roc"]  # class2 is new
+    lines = curve_section("roc", base, current)
+    charts = [parse_xychart(b) for b in mermaid_blocks(lines)]
+    assert [len(c["plots"]) for c in charts] == [2, 2, 1]
+    assert charts[2]["config"]["themeVariables"]["xyChart"]["plotColorPalette"] == "#1f77b4"
+    assert table_rows(lines, "| class |")[2][1] == "—"
+    assert table_rows(lines, "| false positive rate |")[0][5] == "—"
+
+
+def test_many_classes_are_bounded() -> None:
+    data = curves(9, 3)["roc"]
+    lines = curve_section("roc", data, curves(9, 5)["roc"])
+    assert len(mermaid_blocks(lines)) == mermaid.MAX_CLASSES
+    assert len(table_rows(lines, "| class |")) == 9  # every class keeps its area
+    assert "3 more class(es) not charted" in "\n".join(lines)
+    assert len("\n".join(lines)) < 12_000
+
+
+AWKWARD = [
+    'say "hi"',
+    "a[0]: b",
+    "x; y %% z",
+    "`code`",
+    "pipe|cell",
+    "<b>bold</b>",
+    "![img](../secret.png)",
+    "line\nbreak",
+    "é, ü — 中文",
+    "1.5",
+]
+
+
+def test_awkward_class_names_cannot_break_the_chart_or_the_tables() -> None:
+    data = curves(len(AWKWARD), 7, names=AWKWARD)
+    for kind in mermaid.KINDS:
+        lines = curve_section(kind, data[kind], data[kind])
+        text = "\n".join(lines)
+        assert len(mermaid_blocks(lines)) == mermaid.MAX_CLASSES
+        for block in mermaid_blocks(lines):
+            parse_xychart(block)
+        assert "![" not in text and "](" not in text and "<b>" not in text
+        areas = table_rows(lines, "| class |")
+        assert all(len(r) == 4 for r in areas)  # no extra column from a "|" in a name
+        points = table_rows(lines, f"| {mermaid.KINDS[kind][3]} |")
+        assert all(len(r) == 1 + 2 * mermaid.MAX_CLASSES for r in points)
+
+
+@pytest.mark.parametrize("value", [*AWKWARD, "", "a" * 200])
+def test_mermaid_labels_are_always_one_clean_string(value: str) -> None:
+    quoted = mermaid.label(value)
+    assert re.fullmatch(STRING, quoted)
+    assert len(quoted) <= mermaid.MAX_LABEL + 2
+
+
+def test_numbers_never_use_exponents_or_negative_zero() -> None:
+    assert mermaid.number(1e-7) == "0.000" and mermaid.number(-1e-7) == "0.000"
+    assert mermaid.number(12345678.9, 1) == "12345678.9"
+    assert mermaid.number(float("nan")) == "0"
+    assert mermaid.signed(0.00001) == "0" and mermaid.signed(-0.25) == "-0.2500"
+
+
+def importance(values: dict[str, float]) -> pd.DataFrame:
+    return pd.DataFrame({"feature": list(values), "importance": list(values.values())})
+
+
+def test_importance_chart_has_bars_for_this_branch_and_a_base_line() -> None:
+    cur = importance({"b: [x]": 0.3, 'a "q"': 0.1, "c": -0.02})
+    base = importance({"b: [x]": 0.2, 'a "q"': 0.15, "c": 0.01})
+    lines = importance_section(base, cur, "`b`", "`h`")
+    (block,) = mermaid_blocks(lines)
+    chart = parse_xychart(block)
+    assert chart["horizontal"] and chart["x_bands"] == ["b: [x]", "a 'q'", "c"]
+    assert chart["plots"] == [("bar", [0.3, 0.1, 0.0]), ("line", [0.2, 0.15, 0.01])]
+    assert chart["y_range"][0] == 0.0 and chart["y_range"][1] >= 0.3
+    rows = table_rows(lines, "| feature |")
+    assert rows[0] == ["b: \\[x\\]", "0.2000", "0.3000", "+0.1000"]
+    assert rows[2] == ["c", "0.0100", "-0.0200", "-0.0300"]
+    assert "drawn as 0" in "\n".join(lines)
+
+
+def test_importance_without_base_and_with_many_features() -> None:
+    cur = importance({f"f{i}": 1.0 / (i + 1) for i in range(40)})
+    lines = importance_section(None, cur)
+    chart = parse_xychart(mermaid_blocks(lines)[0])
+    assert [k for k, _ in chart["plots"]] == ["bar"]
+    assert len(chart["x_bands"]) == mermaid.MAX_FEATURES
+    assert "25 less important feature(s) not shown." in lines
+    assert importance_section(None, None) == [] and curve_section("roc", {}, {}) == []
+
+
+def test_png_charts_use_only_the_names_the_report_may_link(tmp_path: Path) -> None:
+    from mlci.review import charts
+    from mlci.review.report import CHART_FILES
+    from mlci.review.sides import Side
+
+    base, current = Side("main", "a" * 40), Side("this branch", None)
+    base.curves, current.curves = curves(3, 1), curves(3, 2)
+    current.curves["roc"]['odd: "name" [1]'] = current.curves["roc"].pop("class0")
+    current.importance = importance({"x": 0.2, "y": 0.1})
+    drawn = charts.draw(base, current, tmp_path)
+    assert sorted(drawn.values()) == sorted(CHART_FILES)
+    for name in drawn.values():
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
