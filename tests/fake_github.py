@@ -421,7 +421,9 @@ def run_make_comment(
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
 
 
-def capture_post(artifact_dir: Path | str, pr_number: int | None = None) -> str:
+def capture_post(
+    artifact_dir: Path | str, pr_number: int | None = None, repo: str = REPOSITORY
+) -> str:
     """Post ``artifact_dir`` (e.g. ``reports/pr`` after ``make report``) to a fresh fake GitHub
     through ``make comment`` and return the exact comment body that was posted.
 
@@ -440,7 +442,7 @@ def capture_post(artifact_dir: Path | str, pr_number: int | None = None) -> str:
         if pr_number is not None:
             info["pr_number"] = pr_number
         info_path.write_text(json.dumps(info))
-        with FakeGitHub(Path(tmp) / "tls") as fake:
+        with FakeGitHub(Path(tmp) / "tls", repo=repo) as fake:
             fake.pulls[info["pr_number"]] = info["head_sha"]
             result = run_make_comment(fake, artifact, info["head_sha"])
             if result.returncode != 0:
@@ -453,5 +455,6 @@ def capture_post(artifact_dir: Path | str, pr_number: int | None = None) -> str:
 
 
 if __name__ == "__main__":
-    # python -m tests.fake_github reports/pr > comment.md
-    sys.stdout.write(capture_post(sys.argv[1] if len(sys.argv) > 1 else "reports/pr"))
+    # python -m tests.fake_github reports/pr [owner/repo] > comment.md
+    folder = sys.argv[1] if len(sys.argv) > 1 else "reports/pr"
+    sys.stdout.write(capture_post(folder, repo=sys.argv[2] if len(sys.argv) > 2 else REPOSITORY))
