@@ -3,9 +3,18 @@ git repository with one commit) on which a real ``dvc repro`` has run once per t
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# prometheus_client picks in-memory or multiprocess storage once, when it is first imported, from
+# PROMETHEUS_MULTIPROC_DIR; BentoML's /metrics reads the multiprocess files. Set it before any
+# test imports prometheus_client (test_server parses /metrics with it), so the in-process service
+# tests see their counters whatever order the tests run in. Subprocesses do not inherit it
+# (tests.helpers.tool_env): `bentoml serve` makes its own.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="mlci-prometheus-"))
 
 from tests.helpers import REPO, copy_repo, git, run, tool_env
 

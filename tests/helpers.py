@@ -19,6 +19,7 @@ def tool_env(**extra: str) -> dict[str, str]:
     env["ITERATIVE_DO_NOT_TRACK"] = "1"
     env["DVC_NO_ANALYTICS"] = "1"
     env.pop("MLCI_PARAMS", None)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the test process's own (tests/conftest.py)
     env.update(extra)
     return env
 
