@@ -22,6 +22,9 @@ endif
 RUN := $(UV) run --frozen --no-sync
 
 export UV_PYTHON_DOWNLOADS := never
+# Trust the system's CA store, as pip and git do: behind a TLS-inspecting proxy whose CA is
+# installed system-wide, uv's built-in roots alone refuse every download.
+export UV_SYSTEM_CERTS ?= 1
 export ITERATIVE_DO_NOT_TRACK := 1
 # Stages run as fresh processes; compiled bytecode keeps their start-up short even where
 # PYTHONDONTWRITEBYTECODE is set.
