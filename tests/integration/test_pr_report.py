@@ -8,6 +8,7 @@ results, a base with no metrics yet, and a pull-request run on GitHub's merge co
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -15,9 +16,20 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlci.review.report import local_links
 from tests.conftest import copy_repo, git, run
 from tests.unit.test_report_charts import mermaid_blocks, parse_xychart, table_rows
+
+# Every link or image target that is not a URL or an in-page anchor: the report's local files,
+# found independently of the code that declares them.
+_LINK = re.compile(r"\[[^\]\n]*\]\(\s*<?([^)\s>]+)>?(?:\s+[^)]*)?\)")
+_HTML_REF = re.compile(r"""\b(?:src|href)\s*=\s*["']?([^"'\s>]+)""", re.IGNORECASE)
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+
+
+def local_links(markdown: str) -> list[str]:
+    targets = _LINK.findall(markdown) + _HTML_REF.findall(markdown)
+    return sorted({t for t in targets if not _SCHEME.match(t) and not t.startswith("#")})
+
 
 pytestmark = pytest.mark.slow
 # Outside GitHub Actions unless a test says otherwise (these tests may run inside a workflow).

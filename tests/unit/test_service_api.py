@@ -59,8 +59,7 @@ def served(trained_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     """The service module, with the trained repository's model registered in a temp store."""
     tmp = tmp_path_factory.mktemp("service")
     mp = pytest.MonkeyPatch()
-    # Prometheus' multiprocess mode (BentoML's) reads this when prometheus_client is imported.
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(tmp_path_factory.mktemp("prom")))
+    # PROMETHEUS_MULTIPROC_DIR is set for the whole test session in tests/conftest.py.
     use_bentoml_home(tmp / "bentoml")
     mp.chdir(trained_repo)  # registration reads dvc.lock, models/, reports/ (read only)
     mp.setenv("MLCI_MODEL_TAG", serving_registry.default_tag())

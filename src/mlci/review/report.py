@@ -18,37 +18,25 @@ The work is split by responsibility:
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from mlci import files, github
+from mlci.github import pull_request_event
 from mlci.review.compare import Comparison, compare
 from mlci.review.markdown import render
-from mlci.review.revisions import SHA, pull_request_event
+from mlci.review.revisions import SHA
 
-__all__ = ["OUT_DIR", "attachments", "compare", "local_links", "write", "write_pr_info"]
+__all__ = ["OUT_DIR", "attachments", "compare", "write", "write_pr_info"]
 
 OUT_DIR = Path("reports/pr")
 CHART_FILES = ("roc.png", "precision_recall.png", "importance.png")  # = charts.FILES
 
-# [text](target) and ![alt](target); the target ends at whitespace or ")".
-_LINK = re.compile(r"\[[^\]\n]*\]\(\s*<?([^)\s>]+)>?(?:\s+[^)]*)?\)")
-_HTML_REF = re.compile(r"""\b(?:src|href)\s*=\s*["']?([^"'\s>]+)""", re.IGNORECASE)
-_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
-
-
-def local_links(markdown: str) -> list[str]:
-    """Every link or image target in ``markdown`` that is not a URL or an in-page anchor."""
-    targets = _LINK.findall(markdown) + _HTML_REF.findall(markdown)
-    return sorted({t for t in targets if not _SCHEME.match(t) and not t.startswith("#")})
-
 
 def attachments(out_dir: Path) -> list[str]:
-    """The files the report in ``out_dir`` links: only PNGs this module wrote, that exist."""
-    report = out_dir / "report.md"
-    text = report.read_text(encoding="utf-8") if report.is_file() else ""
-    return [t for t in local_links(text) if t in CHART_FILES and (out_dir / t).is_file()]
+    """The files the report in ``out_dir`` links: the PNGs :func:`write` drew (it links every
+    one it draws and deletes the others)."""
+    return sorted(name for name in CHART_FILES if (out_dir / name).is_file())
 
 
 def write(

@@ -9,11 +9,10 @@ names the local HEAD and the base ref, without links.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
+
+from mlci.github import commit_url, pull_request_event
 
 SHA = re.compile(r"^[0-9a-f]{40}$")
 SHORT = 7  # what GitHub shows
@@ -21,27 +20,6 @@ SHORT = 7  # what GitHub shows
 
 def _sha(value: object) -> str | None:
     return value if isinstance(value, str) and SHA.match(value) else None
-
-
-def pull_request_event() -> dict | None:
-    """The ``pull_request`` object of the event that started this run, if it is one."""
-    path = os.environ.get("GITHUB_EVENT_PATH")
-    if not path:
-        return None
-    try:
-        event = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    pr = event.get("pull_request") if isinstance(event, dict) else None
-    return pr if isinstance(pr, dict) else None
-
-
-def commit_url(sha: str | None) -> str | None:
-    server = os.environ.get("GITHUB_SERVER_URL", "").rstrip("/")
-    repo = os.environ.get("GITHUB_REPOSITORY", "")
-    if not sha or not server or not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
-        return None
-    return f"{server}/{repo}/commit/{sha}"
 
 
 @dataclass(frozen=True)
