@@ -24,10 +24,16 @@ def tool_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def project_env(cwd: Path) -> dict[str, str]:
+    """In a repository copy, its own ``src/`` comes first on the import path: the venv's
+    editable install points at this checkout's ``src/``, whose adopter package may differ."""
+    src = Path(cwd) / "src"
+    return {"PYTHONPATH": str(src)} if (src / "project").is_dir() else {}
+
+
 def run(cmd: list[str], cwd: Path, check: bool = True, **extra_env: str):
-    result = subprocess.run(
-        cmd, cwd=cwd, env=tool_env(**extra_env), capture_output=True, text=True, timeout=600
-    )
+    env = tool_env(**{**project_env(cwd), **extra_env})
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     if check and result.returncode != 0:
         raise AssertionError(
             f"{' '.join(cmd)} exited {result.returncode}\n"

@@ -7,12 +7,15 @@ names the key path, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import os
+import re
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mlci import params_file
 from mlci.errors import UserError
 
 PARAMS_FILE = Path(os.environ.get("MLCI_PARAMS", "params.yaml"))
@@ -34,7 +37,7 @@ class DataConfig(_Strict):
 class ValidateConfig(_Strict):
     min_rows: Annotated[int, Field(ge=1)]
     max_rows: Annotated[int, Field(ge=1)]
-    min_class_share: Share
+    min_class_share: Share = 0.0  # classification only
     max_missing_share: Share
 
     @model_validator(mode="after")
@@ -50,11 +53,20 @@ class SplitConfig(_Strict):
     test_size: Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
-ESTIMATORS = ("logistic_regression", "random_forest", "hist_gradient_boosting")
+Task = Literal["classification", "regression"]
+# Which `train.estimator.name` and `train.baseline` each task accepts (mlci.estimators builds them).
+ESTIMATORS: dict[str, tuple[str, ...]] = {
+    "classification": ("logistic_regression", "random_forest", "hist_gradient_boosting"),
+    "regression": ("ridge", "random_forest", "hist_gradient_boosting"),
+}
+BASELINES: dict[str, tuple[str, ...]] = {
+    "classification": ("prior", "most_frequent", "stratified", "uniform"),
+    "regression": ("mean", "median"),
+}
 
 
 class EstimatorConfig(_Strict):
-    name: Literal["logistic_regression", "random_forest", "hist_gradient_boosting"]
+    name: Literal["logistic_regression", "ridge", "random_forest", "hist_gradient_boosting"]
     params: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -66,7 +78,13 @@ class EstimatorConfig(_Strict):
 
 class TrainConfig(_Strict):
     estimator: EstimatorConfig
-    baseline: Literal["prior", "most_frequent", "stratified", "uniform"] = "prior"
+    # The Dummy{Classifier,Regressor} strategy the model must beat; None: prior / mean.
+    baseline: (
+        Literal["prior", "most_frequent", "stratified", "uniform", "mean", "median"] | None
+    ) = None
+
+    def baseline_for(self, task: str) -> str:
+        return self.baseline or BASELINES[task][0]
 
 
 class EvaluateConfig(_Strict):
@@ -75,10 +93,15 @@ class EvaluateConfig(_Strict):
     latency_repeats: Annotated[int, Field(ge=1, le=1000)] = 50
 
 
-# Metrics the gate can name: the scalar quality metrics written by the evaluate stage.
-GATE_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc_ovr")
-LOWER_IS_BETTER = frozenset({"log_loss"})
-GateMetric = Literal["accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc_ovr"]
+# Metrics the gate can name, per task: the scalar quality metrics the evaluate stage writes.
+GATE_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc_ovr"),
+    "regression": ("rmse", "mae", "r2"),
+}
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
+GateMetric = Literal[
+    "accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc_ovr", "rmse", "mae", "r2"
+]
 
 
 class GateConfig(_Strict):
@@ -98,6 +121,14 @@ class GateConfig(_Strict):
         if wrong_max:
             raise ValueError(f"{wrong_max}: higher is better, so set a `minimum`, not a `maximum`")
         return self
+
+    def metrics(self) -> set[str]:
+        return {
+            *self.minimum,
+            *self.maximum,
+            *self.max_regression,
+            *self.must_beat_baseline,
+        }
 
 
 class MonitorConfig(_Strict):
@@ -124,6 +155,7 @@ class MonitorConfig(_Strict):
 
 class Params(_Strict):
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)]
+    task: Task = "classification"
     data: DataConfig
     validate_: ValidateConfig = Field(alias="validate")
     split: SplitConfig
@@ -133,6 +165,27 @@ class Params(_Strict):
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _fits_task(self) -> Params:
+        """Estimator, baseline and gate metrics must be ones the task has."""
+        task, train = self.task, self.train
+        if train.estimator.name not in ESTIMATORS[task]:
+            raise ValueError(
+                f"train.estimator.name {train.estimator.name!r} is not a {task} estimator; "
+                f"choose from {list(ESTIMATORS[task])}"
+            )
+        if train.baseline is not None and train.baseline not in BASELINES[task]:
+            raise ValueError(
+                f"train.baseline {train.baseline!r} is not a {task} baseline; "
+                f"choose from {list(BASELINES[task])}"
+            )
+        other = sorted(self.gate.metrics() - set(GATE_METRICS[task]))
+        if other:
+            raise ValueError(
+                f"gate: {other} are not {task} metrics; choose from {list(GATE_METRICS[task])}"
+            )
+        return self
 
 
 def _format_errors(err: ValidationError, path: Path) -> str:
@@ -167,29 +220,64 @@ def load_params(path: Path | None = None, estimator: bool = False) -> Params:
     check-params) pay it; the other stages never read those settings.
     """
     path = Path(path or PARAMS_FILE)
-    if not path.is_file():
-        raise UserError(f"{path}: params file not found (run from the repository root)")
+    # Refuses anchors/aliases (an alias bomb), oversized files and duplicate keys first: those
+    # must never reach a YAML loader, ours or DVC's.
+    text = params_file.read_checked(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise UserError(f"{path}: not valid YAML: {err}") from None
     params = parse_params(raw, path)
     _check_against_contract(params, path)
     if estimator:
-        check_hyperparameters(params.train.estimator, path)
+        check_hyperparameters(params.train.estimator, path, params.task)
     return params
 
 
-def check_hyperparameters(cfg: EstimatorConfig, path: Path = PARAMS_FILE) -> None:
+def check_hyperparameters(
+    cfg: EstimatorConfig, path: Path = PARAMS_FILE, task: str = "classification"
+) -> None:
+    """Every hyperparameter name and value, by scikit-learn's own rules, before any stage runs:
+    a value scikit-learn refuses would otherwise fail the train stage after DVC removed its
+    outputs. (Rules between parameters, e.g. a penalty the solver lacks, are only checked by
+    ``fit``; dvc.yaml's ``persist: true`` keeps the last good model then.)"""
     from mlci.estimators import estimator_class
 
-    known = set(estimator_class(cfg.name)().get_params())
-    unknown = sorted(set(cfg.params) - known)
+    where = f"{path}: train.estimator.params"
+    cls = estimator_class(cfg.name, task)
+    known = sorted(cls().get_params())
+    unknown = [name for name in cfg.params if name not in known]
     if unknown:
         raise UserError(
-            f"{path}: train.estimator.params: unknown hyperparameter(s) {unknown} for "
-            f"{cfg.name}; known: {sorted(known)}"
+            "; ".join(
+                f"{where}.{name}: not a hyperparameter of {cfg.name} ({cls.__name__})"
+                + "".join(f"; did you mean {m!r}?" for m in get_close_matches(name, known, 1))
+                for name in unknown
+            )
+            + f"; known: {', '.join(known)}"
         )
+    validate = getattr(cls(**cfg.params), "_validate_params", None)
+    if validate is None:  # scikit-learn moved it: fail loudly rather than check nothing
+        raise RuntimeError(f"{cls.__name__} has no _validate_params: update check_hyperparameters")
+    try:
+        validate()
+    except (ValueError, TypeError) as err:  # sklearn's InvalidParameterError is both
+        raise UserError(_hyperparameter_error(str(err), where)) from None
+
+
+_SKLEARN_PARAM_ERROR = re.compile(
+    r"The '(\w+)' parameter of \w+ (must be .*)\. Got (.*) instead\.$", re.S
+)
+
+
+def _hyperparameter_error(message: str, where: str) -> str:
+    """scikit-learn's "The 'C' parameter of LogisticRegression must be ... Got -1 instead." as
+    "<where>.C: must be ...; got -1"."""
+    found = _SKLEARN_PARAM_ERROR.match(message)
+    if not found:
+        return f"{where}: {message}"
+    name, rule, got = found.groups()
+    return f"{where}.{name}: {' '.join(rule.split())}; got {got}"
 
 
 def _check_against_contract(params: Params, path: Path) -> None:
@@ -197,6 +285,16 @@ def _check_against_contract(params: Params, path: Path) -> None:
     from mlci import contract
 
     spec = contract.spec()
+    if params.task != spec.task:
+        why = (
+            f"its target {spec.target!r} has an `isin` check (the classes)"
+            if spec.task == "classification"
+            else f"its target {spec.target!r} is numeric without an `isin` check"
+        )
+        raise UserError(
+            f"{path}: task: {params.task!r}, but the data contract (src/project/schema.py) is "
+            f"a {spec.task} contract: {why}. Set `task: {spec.task}` or change the contract"
+        )
     categorical = {f.name for f in spec.features if f.kind == "categorical"}
     for col in params.evaluate.slices:
         if col not in categorical:

@@ -15,6 +15,7 @@ from typing import Literal
 import pandas as pd
 import pandera.pandas as pa
 
+from mlci.errors import UserError
 from project import schema
 
 
@@ -25,15 +26,24 @@ class Feature:
     nullable: bool
     minimum: float | None = None
     maximum: float | None = None
+    # The allowed values of a categorical feature; empty: an open set (a `str` column without
+    # `isin`, e.g. a high-cardinality code), where any value is accepted.
     categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Spec:
     target: str
-    id_column: str
-    classes: tuple[str, ...]
+    id_column: str | None  # None: the table has no sample key
+    classes: tuple[str, ...]  # empty for regression
     features: tuple[Feature, ...]
+    target_minimum: float | None = None  # regression: the contract's bounds on the target
+    target_maximum: float | None = None
+
+    @property
+    def task(self) -> Literal["classification", "regression"]:
+        """Classification when the target lists its classes (`isin`), regression otherwise."""
+        return "classification" if self.classes else "regression"
 
     @property
     def numeric(self) -> list[str]:
@@ -64,31 +74,75 @@ def _bounds(column: pa.Column) -> tuple[float | None, float | None, tuple[str, .
     return lo, hi, cats
 
 
+def _is_numeric(column: pa.Column) -> bool:
+    return str(column.dtype).lower().startswith(("float", "int", "uint"))
+
+
+def _id_column() -> str | None:
+    return getattr(schema, "ID_COLUMN", None) or None
+
+
 @cache
 def spec() -> Spec:
+    """The contract's facts; a contract the machinery cannot use is a UserError naming why."""
     columns = schema.Contract.to_schema().columns
-    missing = {schema.TARGET, schema.ID_COLUMN} - set(columns)
+    id_column = _id_column()
+    named = {"TARGET": schema.TARGET, **({"ID_COLUMN": id_column} if id_column else {})}
+    missing = {k: v for k, v in named.items() if v not in columns}
     if missing:
-        raise RuntimeError(f"schema.py: TARGET/ID_COLUMN {sorted(missing)} not in the Contract")
-    _, _, classes = _bounds(columns[schema.TARGET])
-    if not classes:
-        raise RuntimeError(f"schema.py: the target {schema.TARGET!r} needs an `isin` check")
+        raise UserError(f"src/project/schema.py: {missing} not a column of the Contract")
+    target = columns[schema.TARGET]
+    t_lo, t_hi, classes = _bounds(target)
+    if not classes and not _is_numeric(target):
+        raise UserError(
+            f"src/project/schema.py: the target {schema.TARGET!r} is neither a classification "
+            "target (an `isin` check listing the classes) nor a regression target (a numeric "
+            "column)"
+        )
     features = []
     for name, col in columns.items():
-        if name in (schema.TARGET, schema.ID_COLUMN):
+        if name in (schema.TARGET, id_column):
             continue
         lo, hi, cats = _bounds(col)
-        dtype = str(col.dtype)
-        if cats:
-            kind: Literal["numeric", "categorical"] = "categorical"
-        elif dtype.startswith(("float", "int")):
-            kind = "numeric"
-        else:
-            raise RuntimeError(
-                f"schema.py: feature {name!r} must be numeric or have an `isin` check"
-            )
+        kind: Literal["numeric", "categorical"] = (
+            "numeric" if _is_numeric(col) and not cats else "categorical"
+        )
         features.append(Feature(name, kind, bool(col.nullable), lo, hi, cats))
-    return Spec(schema.TARGET, schema.ID_COLUMN, classes, tuple(features))
+    if not features:
+        raise UserError("src/project/schema.py: the Contract has no feature column")
+    return Spec(schema.TARGET, id_column, classes, tuple(features), t_lo, t_hi)
+
+
+def string_columns() -> list[str]:
+    """Contract columns read as text: categorical features, the ID and a class target.
+
+    Reading them with an inferred type would turn digit codes ('02139', '007') into numbers.
+    """
+    s = spec()
+    names = [*s.categorical, *([s.id_column] if s.id_column else [])]
+    return names + ([s.target] if s.task == "classification" else [])
+
+
+def as_contract_types(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the contract's text columns as strings (missing stays missing), so a
+    Parquet or JSON column of digit codes stored as numbers reads the same as the CSV."""
+    text = [c for c in string_columns() if c in df.columns]
+    if not text:
+        return df
+    out = df.copy()
+    for col in text:
+        if not pd.api.types.is_string_dtype(out[col]) or out[col].dtype == object:
+            out[col] = _as_text(out[col])
+    return out
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    # 3.0 read as a float column is the code "3", not "3.0".
+    if pd.api.types.is_float_dtype(values):
+        whole = values.dropna()
+        if len(whole) and bool((whole == whole.round()).all()):
+            values = values.astype("Int64")
+    return values.astype("string")
 
 
 def validation_schema(
@@ -105,17 +159,18 @@ def validation_schema(
         ),
     ]
     columns = dict(base.columns)
-    # Class balance: every class of the target appears with at least this share.
-    target_col = copy.deepcopy(columns[s.target])
-    target_col.checks = [
-        *target_col.checks,
-        pa.Check(
-            lambda y: _min_share(y, s.classes) >= min_class_share,
-            name=f"every_class_share_at_least({min_class_share})",
-            ignore_na=False,
-        ),
-    ]
-    columns[s.target] = target_col
+    if s.task == "classification":
+        # Class balance: every class of the target appears with at least this share.
+        target_col = copy.deepcopy(columns[s.target])
+        target_col.checks = [
+            *target_col.checks,
+            pa.Check(
+                lambda y: _min_share(y, s.classes) >= min_class_share,
+                name=f"every_class_share_at_least({min_class_share})",
+                ignore_na=False,
+            ),
+        ]
+        columns[s.target] = target_col
     # A nullable column may have gaps, but not so many that imputation invents the column.
     for feature in s.features:
         if feature.nullable:
@@ -146,6 +201,8 @@ def _min_share(y: pd.Series, classes: tuple[str, ...]) -> float:
 
 
 def features_and_target(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """The contract's feature columns, and the target as strings (the model's class labels)."""
+    """The contract's feature columns, and the target: strings (the model's class labels) for
+    classification, floats for regression."""
     s = spec()
-    return df[s.feature_names], df[s.target].astype(str)
+    y = df[s.target]
+    return df[s.feature_names], y.astype(str) if s.task == "classification" else y.astype(float)

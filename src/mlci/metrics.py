@@ -1,4 +1,5 @@
-"""Classification quality of predicted probabilities: the numbers the gate compares.
+"""Model quality: the numbers the gate compares (classification from predicted probabilities,
+regression from predicted values).
 
 Shared by the evaluate stage (test set), the review (re-scoring the base branch's model on a
 changed test set) and drift monitoring (labelled served rows), so the three agree exactly.
@@ -15,9 +16,14 @@ from sklearn.metrics import (
     balanced_accuracy_score,
     f1_score,
     log_loss,
+    mean_absolute_error,
     precision_recall_fscore_support,
+    r2_score,
     roc_auc_score,
 )
+
+# The metric each task's importance, slices and labelled-drift checks use first.
+PRIMARY = {"classification": "f1_macro", "regression": "r2"}
 
 
 def label_codes(values: Any, labels: list[str]) -> np.ndarray:
@@ -67,3 +73,25 @@ def _roc_auc(truth: np.ndarray, proba: np.ndarray, codes: list[int]) -> float:
     if len(codes) == 2:
         return roc_auc_score(truth == codes[1], proba[:, 1])
     return roc_auc_score(truth, proba, multi_class="ovr", labels=codes)
+
+
+def regression_quality(y: Any, pred: np.ndarray) -> dict[str, Any]:
+    truth = np.asarray(y, dtype=float)
+    pred = np.asarray(pred, dtype=float)
+    return {
+        "rmse": round(rmse(truth, pred), 6),
+        "mae": round(float(mean_absolute_error(truth, pred)), 6),
+        # R² is undefined for a constant truth (one row, or a one-valued slice).
+        "r2": round(float(r2_score(truth, pred)), 6) if np.ptp(truth) > 0 else float("nan"),
+    }
+
+
+def rmse(truth: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((np.asarray(truth) - np.asarray(pred)) ** 2)))
+
+
+def model_quality(model: Any, X: pd.DataFrame, y: pd.Series) -> dict[str, Any]:
+    """Quality of a fitted model (a pipeline or a baseline) on ``X``, ``y``, by its task."""
+    if hasattr(model, "classes_"):
+        return quality(y, model.predict_proba(X), [str(c) for c in model.classes_])
+    return regression_quality(y, model.predict(X))

@@ -27,3 +27,4 @@ CONFUSION = PLOTS / "confusion.csv"
 ROC_DIR = PLOTS / "roc"
 PR_DIR = PLOTS / "precision_recall"
 IMPORTANCE = PLOTS / "importance.csv"
+RESIDUALS = PLOTS / "residuals.csv"  # regression: actual, predicted and residual per test row

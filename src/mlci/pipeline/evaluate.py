@@ -1,9 +1,11 @@
 """Lifecycle step 5: score the model and the baseline on the held-out test set.
 
 Writes three metric files (quality, per-slice quality, cost: the model's size) and the data
-behind the DVC plots, all deterministic for the same inputs. Predict latency is measured and
-varies from run to run and machine to machine, so it goes to the git-ignored
-``reports/timings.json`` (with the training stage's fit time), which no DVC stage declares.
+behind the DVC plots (classification: confusion, ROC and precision-recall curves; regression:
+residuals; both: permutation importance), all deterministic for the same inputs. Predict
+latency is measured and varies from run to run and machine to machine, so it goes to the
+git-ignored ``reports/timings.json`` (with the training stage's fit time), which no DVC stage
+declares.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from sklearn.metrics import (
 from mlci import artifacts, files, paths
 from mlci.config import Params
 from mlci.contract import features_and_target
-from mlci.metrics import known_labels, label_codes, quality
+from mlci.metrics import PRIMARY, known_labels, label_codes, quality, regression_quality, rmse
 from mlci.pipeline.train import record_run
 
 MISSING = "(missing)"
@@ -57,6 +59,39 @@ def slice_metrics(
     return out
 
 
+def regression_slices(X: pd.DataFrame, y: pd.Series, pred: np.ndarray, columns: list[str]) -> dict:
+    out: dict[str, Any] = {}
+    truth, pred = np.asarray(y, dtype=float), np.asarray(pred, dtype=float)
+    for col in columns:
+        values = X[col].astype("object").where(X[col].notna(), MISSING)
+        per_value = {}
+        for value in sorted(values.unique(), key=str):
+            mask = (values == value).to_numpy()
+            t, p = truth[mask], pred[mask]
+            per_value[str(value)] = {
+                "n": int(mask.sum()),
+                "rmse": round(rmse(t, p), 6),
+                "mae": round(float(np.mean(np.abs(t - p))), 6),
+            }
+        out[col] = per_value
+    return out
+
+
+def residuals(y: pd.Series, pred: np.ndarray, seed: int) -> pd.DataFrame:
+    """Actual against predicted per test row (a fixed random sample past MAX_CURVE_POINTS)."""
+    frame = pd.DataFrame(
+        {
+            "actual": np.asarray(y, dtype=float).round(6),
+            "predicted": np.asarray(pred, dtype=float).round(6),
+        }
+    )
+    frame["residual"] = (frame["actual"] - frame["predicted"]).round(6)
+    if len(frame) > MAX_CURVE_POINTS:
+        keep = np.random.default_rng(seed).choice(len(frame), MAX_CURVE_POINTS, replace=False)
+        frame = frame.iloc[np.sort(keep)]
+    return frame.reset_index(drop=True)
+
+
 def curves(y: pd.Series, proba: np.ndarray, classes: list[str]) -> dict[str, pd.DataFrame]:
     """One-vs-rest ROC and precision-recall points per class."""
     roc, pr = {}, {}
@@ -77,20 +112,19 @@ def _thin(curve: pd.DataFrame, limit: int = MAX_CURVE_POINTS) -> pd.DataFrame:
 
 
 def importance(model: Any, X: pd.DataFrame, y: pd.Series, repeats: int, seed: int) -> pd.DataFrame:
-    # Macro F1 of model.predict (what scoring="f1_macro" computes), on integer label codes.
-    labels = known_labels(y, [str(c) for c in model.classes_])
+    """Drop in the task's primary metric (macro F1, or R²) when one feature is shuffled."""
+    if hasattr(model, "classes_"):
+        # Macro F1 of model.predict (what scoring="f1_macro" computes), on integer label codes.
+        labels = known_labels(y, [str(c) for c in model.classes_])
 
-    def f1_macro(estimator: Any, X_: pd.DataFrame, y_codes: np.ndarray) -> float:
-        return f1_score(y_codes, label_codes(estimator.predict(X_), labels), average="macro")
+        def f1_macro(estimator: Any, X_: pd.DataFrame, y_codes: np.ndarray) -> float:
+            return f1_score(y_codes, label_codes(estimator.predict(X_), labels), average="macro")
 
+        target, scoring = label_codes(y, labels), f1_macro
+    else:
+        target, scoring = np.asarray(y, dtype=float), "r2"
     result = permutation_importance(
-        model,
-        X,
-        label_codes(y, labels),
-        scoring=f1_macro,
-        n_repeats=repeats,
-        random_state=seed,
-        n_jobs=1,
+        model, X, target, scoring=scoring, n_repeats=repeats, random_state=seed, n_jobs=1
     )
     return (
         pd.DataFrame(
@@ -106,17 +140,19 @@ def importance(model: Any, X: pd.DataFrame, y: pd.Series, repeats: int, seed: in
 
 
 def latency(model: Any, X: pd.DataFrame, repeats: int, seed: int) -> dict[str, float]:
-    """In-process predict_proba time for one row and for 1,000 rows (median of repeats)."""
+    """In-process prediction time for one row and for 1,000 rows (median of repeats):
+    ``predict_proba`` for a classifier (what the service calls), ``predict`` for a regressor."""
     rng = np.random.default_rng(seed)
     one = X.iloc[[int(rng.integers(len(X)))]]
     batch = X.iloc[rng.integers(0, len(X), size=1000)]
-    model.predict_proba(one)  # warm-up
+    predict = model.predict_proba if hasattr(model, "classes_") else model.predict
+    predict(one)  # warm-up
 
     def median_ms(frame: pd.DataFrame, n: int) -> float:
         times = []
         for _ in range(n):
             start = time.perf_counter()
-            model.predict_proba(frame)
+            predict(frame)
             times.append(time.perf_counter() - start)
         return float(np.median(times) * 1000)
 
@@ -134,24 +170,11 @@ def run(params: Params) -> dict[str, Any]:
     X, y = features_and_target(test)
     model = artifacts.load_model(paths.MODEL)
     baseline = artifacts.load_model(paths.BASELINE)
-    classes = [str(c) for c in model.classes_]
-
-    proba = model.predict_proba(X)
-    pred = np.asarray(classes)[proba.argmax(axis=1)]
-    metrics = {
-        "model": quality(y, proba, classes),
-        "baseline": quality(y, _aligned(baseline, X, classes), classes),
-        "test_rows": len(test),
-    }
-    files.write_json(paths.METRICS, metrics)
-    files.write_json(paths.SLICES, slice_metrics(X, y, pred, params.evaluate.slices))
-
-    files.write_csv(paths.CONFUSION, pd.DataFrame({"actual": y.to_numpy(), "predicted": pred}))
-    drawn = curves(y, proba, classes)
-    for name, folder in (("roc", paths.ROC_DIR), ("pr", paths.PR_DIR)):
-        shutil.rmtree(folder, ignore_errors=True)  # no curve left over from a removed class
-        for cls, frame in drawn[name].items():
-            files.write_csv(folder / f"{cls}.csv", frame)
+    _clear_plots()
+    if params.task == "classification":
+        metrics = _classification(model, baseline, X, y, params)
+    else:
+        metrics = _regression(model, baseline, X, y, params)
     imp = importance(model, X, y, params.evaluate.permutation_repeats, params.seed)
     files.write_csv(paths.IMPORTANCE, imp)
 
@@ -160,6 +183,54 @@ def run(params: Params) -> dict[str, Any]:
     timings = latency(model, X, params.evaluate.latency_repeats, params.seed)
     record_run(**timings, evaluated_at=datetime.now(UTC).isoformat(timespec="seconds"))
     return {"metrics": metrics, "cost": cost, "timings": timings}
+
+
+def _clear_plots() -> None:
+    """No plot data left over from a removed class or from the other task."""
+    for folder in (paths.ROC_DIR, paths.PR_DIR):
+        shutil.rmtree(folder, ignore_errors=True)
+    for path in (paths.CONFUSION, paths.RESIDUALS):
+        path.unlink(missing_ok=True)
+
+
+def _classification(
+    model: Any, baseline: Any, X: pd.DataFrame, y: pd.Series, params: Params
+) -> dict[str, Any]:
+    classes = [str(c) for c in model.classes_]
+    proba = model.predict_proba(X)
+    pred = np.asarray(classes)[proba.argmax(axis=1)]
+    metrics = {
+        "task": "classification",
+        "primary": PRIMARY["classification"],
+        "model": quality(y, proba, classes),
+        "baseline": quality(y, _aligned(baseline, X, classes), classes),
+        "test_rows": len(X),
+    }
+    files.write_json(paths.METRICS, metrics)
+    files.write_json(paths.SLICES, slice_metrics(X, y, pred, params.evaluate.slices))
+    files.write_csv(paths.CONFUSION, pd.DataFrame({"actual": y.to_numpy(), "predicted": pred}))
+    drawn = curves(y, proba, classes)
+    for name, folder in (("roc", paths.ROC_DIR), ("pr", paths.PR_DIR)):
+        for cls, frame in drawn[name].items():
+            files.write_csv(folder / f"{cls}.csv", frame)
+    return metrics
+
+
+def _regression(
+    model: Any, baseline: Any, X: pd.DataFrame, y: pd.Series, params: Params
+) -> dict[str, Any]:
+    pred = model.predict(X)
+    metrics = {
+        "task": "regression",
+        "primary": PRIMARY["regression"],
+        "model": regression_quality(y, pred),
+        "baseline": regression_quality(y, baseline.predict(X)),
+        "test_rows": len(X),
+    }
+    files.write_json(paths.METRICS, metrics)
+    files.write_json(paths.SLICES, regression_slices(X, y, pred, params.evaluate.slices))
+    files.write_csv(paths.RESIDUALS, residuals(y, pred, params.seed))
+    return metrics
 
 
 def _aligned(model: Any, X: pd.DataFrame, classes: list[str]) -> np.ndarray:

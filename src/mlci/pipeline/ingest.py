@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlci import files, paths
+from mlci import contract, files, paths
 from mlci.config import DataConfig, Params
 from mlci.errors import UserError
-from project.cleaning import clean_raw
+from project import cleaning
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
@@ -30,8 +30,10 @@ def source_format(source: str, fmt: str) -> str:
     )
 
 
-def read_source(cfg: DataConfig) -> pd.DataFrame:
-    """Read a local path or any fsspec URL (s3://, gs://, az://, https://, ...)."""
+def read_source(cfg: DataConfig, text_columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a local path or any fsspec URL (s3://, gs://, az://, https://, ...).
+
+    ``text_columns`` are read from a CSV as strings, never as inferred numbers."""
     source = cfg.source
     fmt = source_format(source, cfg.format)
     if not _URL.match(source) and not Path(source).is_file():
@@ -43,7 +45,7 @@ def read_source(cfg: DataConfig) -> pd.DataFrame:
             df = pd.read_parquet(source)
         else:
             sep = "\t" if source.lower().endswith(".tsv") else ","
-            df = pd.read_csv(source, sep=sep)
+            df = pd.read_csv(source, sep=sep, dtype=dict.fromkeys(text_columns or [], "string"))
     except pd.errors.EmptyDataError:
         raise UserError(f"data.source {source!r}: the file is empty (no header, no rows)") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as err:
@@ -59,9 +61,22 @@ def read_source(cfg: DataConfig) -> pd.DataFrame:
     return df
 
 
+def raw_text_columns() -> list[str]:
+    """The source's names of the contract's text columns (``cleaning.RAW_COLUMNS`` renames)."""
+    text = set(contract.string_columns())
+    renamed = getattr(cleaning, "RAW_COLUMNS", {})
+    return sorted(text | {raw for raw, name in renamed.items() if name in text})
+
+
+def clean(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The project's cleaning rules, then the contract's text columns as strings."""
+    cleaned, fixes = cleaning.clean_raw(raw)
+    return contract.as_contract_types(cleaned), fixes
+
+
 def ingest(params: Params) -> dict:
-    raw = read_source(params.data)
-    cleaned, fixes = clean_raw(raw)
+    raw = read_source(params.data, raw_text_columns())
+    cleaned, fixes = clean(raw)
     summary = {
         "source": params.data.source,
         "source_sha256": _source_digest(params.data.source),

@@ -16,8 +16,8 @@ from importlib.metadata import version
 from typing import Any
 
 import pandas as pd
+from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
-from sklearn.dummy import DummyClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -25,35 +25,42 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from mlci import artifacts, contract, files, paths
 from mlci.config import Params, TrainConfig
 from mlci.contract import features_and_target
-from mlci.estimators import estimator_class
+from mlci.estimators import build_baseline as _baseline
+from mlci.estimators import build_estimator
+
+# An open categorical feature (no `isin` in the contract: a postcode, a product code) keeps at
+# most this many one-hot columns; rarer and unseen values share one "infrequent" column, so a
+# high-cardinality code cannot blow up the model. Closed sets are encoded one column per value.
+MAX_CATEGORIES = 50
 
 
-def build_pipeline(cfg: TrainConfig, seed: int) -> Pipeline:
+def build_pipeline(cfg: TrainConfig, seed: int, task: str = "classification") -> Pipeline:
     spec = contract.spec()
-    pre = ColumnTransformer(
-        [
-            (
-                "num",
-                make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
-                spec.numeric,
-            ),
-            (
-                "cat",
-                make_pipeline(
-                    SimpleImputer(strategy="constant", fill_value="missing"),
-                    OneHotEncoder(handle_unknown="ignore"),
-                ),
-                spec.categorical,
-            ),
-        ],
-        verbose_feature_names_out=False,
-    )
-    estimator = estimator_class(cfg.estimator.name)(**cfg.estimator.params, random_state=seed)
+    closed = [f.name for f in spec.features if f.kind == "categorical" and f.categories]
+    open_ = [f.name for f in spec.features if f.kind == "categorical" and not f.categories]
+
+    def categorical(**encoder: Any) -> Pipeline:
+        return make_pipeline(
+            SimpleImputer(strategy="constant", fill_value="missing"), OneHotEncoder(**encoder)
+        )
+
+    groups = [
+        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), spec.numeric),
+        ("cat", categorical(handle_unknown="ignore"), closed),
+        (
+            "open",
+            categorical(handle_unknown="infrequent_if_exist", max_categories=MAX_CATEGORIES),
+            open_,
+        ),
+    ]
+    # A group without columns is left out: the model then has no unfitted transformer in it.
+    pre = ColumnTransformer([g for g in groups if g[2]], verbose_feature_names_out=False)
+    estimator = build_estimator(cfg.estimator.name, task, cfg.estimator.params, seed)
     return Pipeline([("preprocess", pre), ("model", estimator)])
 
 
-def build_baseline(cfg: TrainConfig, seed: int) -> DummyClassifier:
-    return DummyClassifier(strategy=cfg.baseline, random_state=seed)
+def build_baseline(cfg: TrainConfig, seed: int, task: str = "classification") -> BaseEstimator:
+    return _baseline(cfg.baseline_for(task), task, seed)
 
 
 def run(params: Params) -> dict[str, Any]:
@@ -61,15 +68,16 @@ def run(params: Params) -> dict[str, Any]:
     X, y = features_and_target(train)
 
     start = time.perf_counter()
-    model = build_pipeline(params.train, params.seed).fit(X, y)
+    model = build_pipeline(params.train, params.seed, params.task).fit(X, y)
     fit_seconds = time.perf_counter() - start
-    baseline = build_baseline(params.train, params.seed).fit(X, y)
+    baseline = build_baseline(params.train, params.seed, params.task).fit(X, y)
 
     artifacts.save_model(model, paths.MODEL)
     artifacts.save_model(baseline, paths.BASELINE)
     meta = {
+        "task": params.task,
         "estimator": params.train.estimator.name,
-        "classes": [str(c) for c in model.classes_],
+        "classes": [str(c) for c in getattr(model, "classes_", [])],
         "features": contract.spec().feature_names,
         "target": contract.spec().target,
         "train_rows": len(train),

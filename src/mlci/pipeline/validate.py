@@ -31,15 +31,23 @@ def check(df: pd.DataFrame, params: Params) -> tuple[pd.DataFrame | None, dict[s
 
 
 def _report(df: pd.DataFrame, failures: list[dict[str, Any]]) -> dict[str, Any]:
-    target = contract.spec().target
-    counts = df[target].astype(str).value_counts().sort_index() if target in df.columns else {}
-    return {
+    spec = contract.spec()
+    report: dict[str, Any] = {
         "valid": not failures,
         "rows": len(df),
         "columns": list(map(str, df.columns)),
-        "target_counts": {str(k): int(v) for k, v in dict(counts).items()},
-        "failures": failures,
     }
+    if spec.target in df.columns and spec.task == "classification":
+        counts = df[spec.target].astype(str).value_counts().sort_index()
+        report["target_counts"] = {str(k): int(v) for k, v in dict(counts).items()}
+    elif spec.target in df.columns:
+        y = pd.to_numeric(df[spec.target], errors="coerce")
+        report["target_summary"] = {
+            k: (None if pd.isna(v) else round(float(v), 6))
+            for k, v in {"min": y.min(), "median": y.median(), "max": y.max()}.items()
+        }
+    report["failures"] = failures
+    return report
 
 
 def run(params: Params) -> dict[str, Any]:

@@ -73,7 +73,8 @@ def _metrics_section(c: Comparison) -> list[str]:
         "| metric | base | this branch | change | gate |",
         "|---|---:|---:|---:|:---:|",
     ]
-    for m in GATE_METRICS:
+    task = (c.current.metrics or {}).get("task", "classification")
+    for m in GATE_METRICS.get(task, GATE_METRICS["classification"]):
         marks = checks.get(m, [])
         gate_mark = "" if not marks else ("✅" if all(x.passed for x in marks) else "❌")
         out.append(
@@ -82,7 +83,8 @@ def _metrics_section(c: Comparison) -> list[str]:
         )
     baseline = (c.current.metrics or {}).get("baseline", {})
     if baseline:
-        shown = ", ".join(f"{m} {_num(baseline.get(m))}" for m in ("f1_macro", "log_loss"))
+        names = ("f1_macro", "log_loss") if task == "classification" else ("rmse", "r2")
+        shown = ", ".join(f"{m} {_num(baseline.get(m))}" for m in names)
         out += ["", f"Baseline model on this branch: {shown}."]
     out += ["", f"<details><summary>All gate checks ({len(c.verdict.checks)})</summary>", ""]
     out += ["| check | result | detail |", "|---|:---:|---|"]
