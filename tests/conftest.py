@@ -16,9 +16,31 @@ import pytest
 # (tests.helpers.tool_env): `bentoml serve` makes its own.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="mlci-prometheus-"))
 
+from collections.abc import Callable
+
 from tests.helpers import REPO, copy_repo, git, run, tool_env
+from tests.projects import Project, make_project
 
 __all__ = ["REPO", "copy_repo", "git", "run", "tool_env"]
+
+
+@pytest.fixture(scope="session")
+def trained_fixture(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Project]:
+    """``trained_fixture(kind)``: a generated fixture project (tests/projects.py) after a real
+    ``dvc repro``, its results committed; built once per session and kind (do not modify it:
+    copy it)."""
+    built: dict[str, Project] = {}
+
+    def get(kind: str) -> Project:
+        if kind not in built:
+            project = make_project(tmp_path_factory.mktemp(kind) / "repo", kind)
+            run(["dvc", "repro"], project.root)
+            git(project.root, "add", "-A")
+            git(project.root, "commit", "-qm", "results")
+            built[kind] = project
+        return built[kind]
+
+    return get
 
 
 @pytest.fixture(scope="session")

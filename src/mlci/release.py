@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci import contract, files, history, paths
+from mlci.config import GATE_METRICS
 from mlci.errors import UserError
 
 TAG = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
@@ -172,18 +173,21 @@ def model_card(version: str, image: str, digest: str, repository: str) -> str:
         "| metric | model | baseline |",
         "|---|---:|---:|",
     ]
-    for m in ("accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc_ovr"):
+    task = metrics.get("task", "classification")
+    for m in GATE_METRICS.get(task, GATE_METRICS["classification"]):
         lines.append(f"| {m} | {model.get(m, '—')} | {baseline.get(m, '—')} |")
-    lines += ["", "## Slices (macro F1)", "", "| slice | n | macro F1 |", "|---|---:|---:|"]
+    # Per slice: macro F1 (classification) or RMSE (regression), as reports/slices.json has it.
+    name, key = ("RMSE", "rmse") if task == "regression" else ("macro F1", "f1_macro")
+    lines += ["", f"## Slices ({name})", "", f"| slice | n | {name} |", "|---|---:|---:|"]
     for col, values in slices.items():
         for value, m in values.items():
-            lines.append(f"| {col} = {value} | {m['n']} | {m['f1_macro']} |")
+            lines.append(f"| {col} = {value} | {m['n']} | {m.get(key, '—')} |")
     lines += [
         "",
         "## Params",
         "",
         "```yaml",
-        json.dumps({k: params.get(k) for k in ("seed", "split", "train")}, indent=2),
+        json.dumps({k: params.get(k) for k in ("seed", "task", "split", "train")}, indent=2),
         "```",
         "",
         "## Verify the image",

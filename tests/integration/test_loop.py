@@ -1,11 +1,14 @@
 """The loop: `mlci monitor` on real batches, the one-issue publishing rule, and retraining
 that ends in a pushed branch. GitHub's API is not reachable here, so `gh` is replaced by a
-recorder; git, dvc and the pipeline are real."""
+recorder; git, dvc and the pipeline are real. Machinery tests: they run on a generated fixture
+project (tests/projects.py), not on the bundled example."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +16,7 @@ import pytest
 
 from mlci.monitoring import monitor, retrain
 from tests.conftest import git, run
+from tests.projects import Project
 
 pytestmark = pytest.mark.slow
 
@@ -32,28 +36,32 @@ class FakeGh:
         return [" ".join(c[:2]) for c in self.calls]
 
 
+KIND = "multiclass_numeric"  # numeric features, an ID column, three classes
+SHIFTED = "alcohol"  # a numeric feature of that table (sd 1)
+
+
 def batch(repo: Path, name: str, shift: float, seed: int) -> Path:
     train = pd.read_parquet(repo / "data/processed/train.parquet")
     df = train.sample(200, replace=True, random_state=seed).reset_index(drop=True)
-    df["sample_id"] = [f"{name}-{i}" for i in range(len(df))]
-    df["body_mass_g"] = df["body_mass_g"] + shift
+    df["sample"] = [f"{name}-{i}" for i in range(len(df))]
+    df[SHIFTED] = df[SHIFTED] + shift
     path = repo / f"{name}.csv"
     df.to_csv(path, index=False)
     return path
 
 
 @pytest.fixture
-def repo(trained_repo: Path, tmp_path: Path) -> Path:
+def repo(trained_fixture: Callable[[str], Project], tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
-    shutil.copytree(trained_repo, repo, symlinks=True)
+    shutil.copytree(trained_fixture(KIND).root, repo, symlinks=True)
     return repo
 
 
 def test_monitor_exit_codes_and_report(repo: Path) -> None:
-    shifted = run(["mlci", "monitor", "--current", str(batch(repo, "s", 450, 1))], repo, False)
+    shifted = run(["mlci", "monitor", "--current", str(batch(repo, "s", 2.0, 1))], repo, False)
     assert shifted.returncode == 1 and "drift" in shifted.stdout
     body = (repo / "reports/monitor/report.md").read_text()
-    assert body.startswith("## Model monitoring: drift") and "body_mass_g" in body
+    assert body.startswith("## Model monitoring: drift") and SHIFTED in body
     calm = run(["mlci", "monitor", "--current", str(batch(repo, "u", 0, 2))], repo, False)
     assert calm.returncode == 0, calm.stdout + calm.stderr
     result = json.loads((repo / "reports/monitor/result.json").read_text())
@@ -98,9 +106,7 @@ def test_set_data_source_keeps_comments() -> None:
     assert "  source: untouched" in out and "  # where\n" in out
 
 
-def test_retraining_ends_in_a_pushed_branch_and_a_pull_request(
-    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_retraining_ends_in_a_pushed_branch_and_a_pull_request(repo: Path, tmp_path: Path) -> None:
     origin = tmp_path / "origin.git"
     run(["git", "init", "-q", "--bare", str(origin)], tmp_path)
     git(repo, "add", "-A")
@@ -109,22 +115,25 @@ def test_retraining_ends_in_a_pushed_branch_and_a_pull_request(
     git(repo, "push", "-q", "origin", "main")
     git(repo, "fetch", "-q", "origin")
     new = repo / "data/new.csv"
-    pd.read_csv(repo / "data/sample/penguins-raw.csv").iloc[:-30].to_csv(new, index=False)
+    pd.read_csv(repo / "data/fixture.csv", dtype=str).iloc[:-30].to_csv(new, index=False)
 
     run(["mlci", "retrain", "--source", "data/new.csv"], repo)
-    monkeypatch.chdir(repo)
-    opened: list[tuple[str, str, str]] = []
+    # In a subprocess, so the fixture's own contract is the one imported (not this checkout's).
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from mlci.monitoring import retrain\n"
+        "opened = []\n"
+        "def create_pr(branch, base, body):\n"
+        "    opened.append([branch, base, Path(body).read_text()])\n"
+        "    return f'https://example.invalid/pull/{branch}'\n"
+        "said = retrain.open_pull_request('main', create_pr, branch='retrain/test')\n"
+        "print(json.dumps({'said': said, 'opened': opened}))\n"
+    )
+    out = json.loads(run([sys.executable, "-c", script], repo, GIT_AUTHOR_NAME="t").stdout)
 
-    def create_pr(branch: str, base: str, body: Path) -> str:
-        opened.append((branch, base, body.read_text()))
-        return f"https://example.invalid/pull/{branch}"
-
-    with monkeypatch.context() as m:
-        m.setenv("GIT_AUTHOR_NAME", "t")
-        said = retrain.open_pull_request("main", create_pr, branch="retrain/test")
-
-    assert said.endswith("retrain/test")
-    branch, base, body = opened[0]
+    assert out["said"].endswith("retrain/test")
+    branch, base, body = out["opened"][0]
     assert (branch, base) == ("retrain/test", "main")
     assert "model gate" in body and "## " in body
     remote_heads = run(["git", "ls-remote", "--heads", str(origin)], tmp_path).stdout

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
+from mlci.config import GATE_METRICS
 from tests.conftest import git, run
 
 pytestmark = pytest.mark.slow
@@ -57,7 +59,7 @@ def test_tag_off_the_default_branch_is_refused(repo: Path) -> None:
 
 def test_stale_lock_is_refused(repo: Path) -> None:
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["train"]["estimator"]["params"]["C"] = 0.5
+    params["seed"] = params["seed"] + 1  # any change that retrains
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git(repo, "commit", "-qam", "params without re-run")
     git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")
@@ -67,13 +69,15 @@ def test_stale_lock_is_refused(repo: Path) -> None:
 
 def test_model_failing_the_gate_is_refused(repo: Path) -> None:
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["gate"]["maximum"]["log_loss"] = 0.0001
+    # A ceiling no model reaches, on the task's lower-is-better metric.
+    metric = "log_loss" if params.get("task", "classification") == "classification" else "rmse"
+    params["gate"].setdefault("maximum", {})[metric] = 0.0
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git(repo, "commit", "-qam", "stricter gate")
     git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")
     result = verify(repo, "v1.2.6")
     assert result.returncode == 2
-    assert "does not pass the gate" in result.stderr and "log_loss" in result.stderr
+    assert "does not pass the gate" in result.stderr and metric in result.stderr
 
 
 def test_model_card(repo: Path) -> None:
@@ -98,7 +102,13 @@ def test_model_card(repo: Path) -> None:
     assert "--certificate-oidc-issuer https://token.actions.githubusercontent.com" in card
     assert f"gh attestation verify oci://ghcr.io/o/r@{DIGEST} --repo o/r" in card
     assert "kubectl set image deployment/mlci mlci=ghcr.io/o/r:<previous-version>" in card
-    assert "| f1_macro |" in card and "| island = Biscoe |" in card
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    first = next(iter(GATE_METRICS[metrics["task"]]))
+    assert f"| {first} | {metrics['model'][first]} |" in card
+    slices = json.loads((repo / "reports/slices.json").read_text())
+    for column, per_value in slices.items():
+        value, numbers = next(iter(per_value.items()))
+        assert f"| {column} = {value} | {numbers['n']} |" in card
     sha = (repo / "reports/ingest.json").read_text().split('"source_sha256": "')[1][:64]
     assert sha in card
 

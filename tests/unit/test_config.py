@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlci import contract
 from mlci.cli import main
 from mlci.config import load_params, parse_params
 from mlci.errors import UserError
@@ -70,9 +71,10 @@ def test_missing_key_is_rejected() -> None:
 
 def test_unknown_hyperparameter_names_the_estimator(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
-    raw = with_change("train.estimator.params", {"C": 1.0, "max_iterations": 5})
+    raw = with_change("train.estimator.params", {"max_iterations": 5})
     path.write_text(yaml.safe_dump(raw))
-    with pytest.raises(UserError, match=r"max_iterations.*logistic_regression"):
+    name = BASE["train"]["estimator"]["name"]
+    with pytest.raises(UserError, match=rf"max_iterations.*{name}"):
         load_params(path, estimator=True)
     assert main(["--params", str(path), "check-params"]) == 2
 
@@ -100,8 +102,9 @@ def test_min_rows_above_max_rows() -> None:
 
 def test_slice_must_be_a_categorical_feature(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(with_change("evaluate.slices", ["body_mass_g"])))
-    with pytest.raises(UserError, match=r"evaluate\.slices: 'body_mass_g'"):
+    not_categorical = next(iter(contract.spec().numeric), contract.spec().target)
+    path.write_text(yaml.safe_dump(with_change("evaluate.slices", [not_categorical])))
+    with pytest.raises(UserError, match=rf"evaluate\.slices: '{not_categorical}'"):
         load_params(path)
 
 
@@ -123,3 +126,55 @@ def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
         load_params(bad)
     with pytest.raises(UserError, match="not found"):
         load_params(tmp_path / "absent.yaml")
+
+
+# ---- the task: classification or regression ---------------------------------------------------
+
+REGRESSION = {
+    **copy.deepcopy(BASE),
+    "task": "regression",
+    "train": {"estimator": {"name": "ridge", "params": {"alpha": 1.0}}, "baseline": "median"},
+    "gate": {"maximum": {"rmse": 10.0}, "max_regression": {"r2": 0.01}},
+}
+
+
+def test_regression_params_parse() -> None:
+    params = parse_params(REGRESSION)
+    assert params.task == "regression" and params.train.baseline_for("regression") == "median"
+    assert (
+        parse_params({**REGRESSION, "train": {"estimator": {"name": "ridge"}}}).train.baseline_for(
+            "regression"
+        )
+        == "mean"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"train": {"estimator": {"name": "logistic_regression"}}}, "not a regression estimator"),
+        (
+            {"train": {"estimator": {"name": "ridge"}, "baseline": "prior"}},
+            "not a regression baseline",
+        ),
+        ({"gate": {"minimum": {"accuracy": 0.9}}}, "['accuracy'] are not regression metrics"),
+        ({"gate": {"minimum": {"rmse": 1.0}}}, "lower is better"),
+        ({"task": "ranking"}, "task"),
+    ],
+)
+def test_settings_must_fit_the_task(change: dict, expected: str) -> None:
+    with pytest.raises(UserError) as err:
+        parse_params({**REGRESSION, **change})
+    assert expected in str(err.value)
+
+
+def test_task_must_match_the_contract(tmp_path: Path) -> None:
+    other = "regression" if contract.spec().task == "classification" else "classification"
+    raw = REGRESSION if other == "regression" else {**copy.deepcopy(BASE), "task": other}
+    if other == "classification":
+        raw["train"] = {"estimator": {"name": "logistic_regression"}}
+        raw["gate"] = {}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({**raw, "evaluate": {"slices": []}}))
+    with pytest.raises(UserError, match=rf"task: '{other}', but the data contract"):
+        load_params(path)
