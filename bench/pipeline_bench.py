@@ -64,7 +64,7 @@ TARGETS = {
 }
 SCALED_STAGES = ("ingest", "validate", "split", "train", "evaluate")
 SCALED_TARGET_STAGES = ("validate", "train", "evaluate")
-SYNTHETIC = Path("data/synthetic/penguins-synthetic.parquet")
+SYNTHETIC = Path("data/synthetic/synthetic.parquet")
 
 
 def log(msg: str) -> None:
