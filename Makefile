@@ -32,7 +32,7 @@ export UV_COMPILE_BYTECODE := 1
 
 BASE ?= origin/main
 
-.PHONY: help setup tools run repro test test-fast lint format check-workflows bench clean \
+.PHONY: help setup tools run check-params repro test test-fast lint format check-workflows bench clean \
 	pull check-stale report gate pr-check comment verify-release containerize \
 	smoke-test smoke-image push-image sign-image model-card github-release monitor retrain retrain-pr \
 	package serve bench-serve
@@ -63,8 +63,22 @@ tools: ## show the uv (and python3) every recipe and the processes they start us
 
 setup: .venv/.synced ## create or update .venv from the committed lock file
 
-run: setup ## run the whole DVC pipeline (only the stages whose inputs changed)
+# check-params first: DVC removes a stage's outputs before running it, and expands YAML aliases
+# (an alias bomb hangs it), so a bad params.yaml must stop here, not inside `dvc repro`.
+run: check-params ## run the whole DVC pipeline (only the stages whose inputs changed)
 	$(RUN) dvc repro
+
+# One command from your table to a working project: contract, cleaning, params, plots. FORCE=1
+# replaces uncommitted work or an earlier adoption (see README, "Bring your own data").
+.PHONY: adopt
+adopt: setup ## DATA=<csv|parquet> TARGET=<column> [ID=<column>] [TASK=classification|regression]
+	$(if $(DATA),,$(error set DATA=<your table: a CSV or Parquet file>))
+	$(if $(TARGET),,$(error set TARGET=<the column to predict>))
+	$(RUN) mlci adopt --data "$(DATA)" --target "$(TARGET)" $(if $(ID),--id "$(ID)") \
+		$(if $(TASK),--task "$(TASK)") $(if $(FORCE),--force)
+
+check-params: setup ## refuse a bad params.yaml: keys, types, hyperparameters, aliases, size
+	$(RUN) mlci check-params
 
 test: setup ## run the whole test suite
 	$(RUN) pytest
@@ -80,8 +94,10 @@ format: setup ## apply ruff fixes and formatting
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
 
-pull: setup ## fetch DVC-tracked data and models from the remote, if it has them
-	$(RUN) dvc pull --allow-missing || echo "dvc pull: nothing pulled; the pipeline will recompute"
+# Exit 1 when the remote fails or lacks outputs; 0 when there is nothing to pull yet (no remote,
+# nothing pushed). ALLOW_MISSING=1: outputs the remote lacks are fine (`make run` follows).
+pull: setup ## fetch DVC-tracked data and models; fails on an unreachable or incomplete remote
+	$(RUN) mlci pull $(if $(ALLOW_MISSING),--allow-missing)
 
 check-stale: setup ## fail if dvc.lock is out of date with code, params or data
 	$(RUN) mlci check-stale
@@ -92,7 +108,7 @@ report: setup ## write reports/pr/report.md comparing with BASE (default origin/
 gate: setup ## exit non-zero when the model fails the merge gate against BASE
 	$(RUN) mlci gate --base $(BASE)
 
-pr-check: setup ## CI: staleness check, dvc repro, report and gate against BASE
+pr-check: setup ## CI: params check, staleness check, dvc repro, report and gate against BASE
 	$(RUN) mlci pr-check --base $(BASE)
 
 # Needs no environment: the comment job must not install or run a pull request's code. Standard

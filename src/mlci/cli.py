@@ -2,6 +2,7 @@
 
     mlci ingest | validate | split | train | evaluate     pipeline stages (dvc.yaml)
     mlci check-params                                      validate params.yaml and stop
+    mlci pull                                              dvc pull, exit 1 if it fails or lacks
 
 A user mistake (bad params, data that breaks the contract, a missing file) prints a message and
 exits with status 2; no traceback.
@@ -63,6 +64,21 @@ def _check_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pull(args: argparse.Namespace) -> int:
+    from mlci import pull
+
+    outcome = pull.pull(args.allow_missing)
+    if outcome.exit_code:
+        print(f"error: {outcome.message}", file=sys.stderr)
+    else:
+        print(outcome.message)
+    return outcome.exit_code
+
+
+def _pull_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-missing", action="store_true", help="accept outputs the remote lacks")
+
+
 def _base_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", required=True, help="git ref to compare with (e.g. origin/main)")
 
@@ -104,6 +120,29 @@ def _retrain_pr_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", default="main", help="branch the pull request targets")
 
 
+def _adopt_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, type=Path, help="your table: a CSV or Parquet file")
+    p.add_argument("--target", required=True, help="the column to predict")
+    p.add_argument("--id", dest="id_column", default=None, help="the column naming each row")
+    p.add_argument("--task", choices=("classification", "regression"), default=None)
+    p.add_argument("--force", action="store_true", help="replace uncommitted or adopted work")
+
+
+def _adopt(args: argparse.Namespace) -> int:
+    from mlci import adopt
+
+    outcome = adopt.adopt(
+        args.data,
+        args.target,
+        args.id_column,
+        args.task,
+        args.force,
+        params_file=args.params or Path("params.yaml"),
+    )
+    print("\n".join(adopt.summary(outcome)))
+    return 0
+
+
 def _monitor(args: argparse.Namespace) -> int:
     from mlci.config import load_params
     from mlci.monitoring import monitor
@@ -118,8 +157,10 @@ def _monitor(args: argparse.Namespace) -> int:
 
 
 def _retrain(args: argparse.Namespace) -> int:
+    from mlci.config import load_params
     from mlci.monitoring import retrain
 
+    load_params(args.params, estimator=True)  # before DVC reads params.yaml or removes outputs
     retrain.retrain(args.source or None)
     print("retrained: dvc.lock, reports/ and the model are updated")
     return 0
@@ -137,6 +178,7 @@ ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "report": _report_args,
     "gate": _base_arg,
     "pr-check": _report_args,
+    "pull": _pull_args,
     "drift": monitor_cli.drift_arguments,
     "staleness": monitor_cli.staleness_arguments,
     "verify-release": _verify_rel_args,
@@ -145,6 +187,7 @@ ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "monitor": _monitor_args,
     "retrain": _retrain_args,
     "retrain-pr": _retrain_pr_args,
+    "adopt": _adopt_args,
 }
 
 
@@ -206,14 +249,16 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def _pr_check(args: argparse.Namespace) -> int:
-    """What the pull-request workflow runs: never stops before the report is written."""
-    import subprocess
-
+    """What the pull-request workflow runs: never stops before the report is written, once
+    params.yaml passes (a refused one stops here, before DVC reads it or removes outputs)."""
     from mlci import history
+    from mlci.config import load_params
+    from mlci.pipeline import run_guard
     from mlci.review import report
 
+    load_params(args.params, estimator=True)
     stale = history.stale_stages()  # before repro: afterwards dvc.lock would look fresh
-    repro = subprocess.run(["dvc", "repro"], capture_output=True, text=True)
+    repro = run_guard.run_tied(["dvc", "repro"], capture_output=True, text=True)
     sys.stdout.write(repro.stdout)
     sys.stderr.write(repro.stderr)
     c = report.write(
@@ -259,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train": ("fit the model and the baseline", _stage("pipeline.train")),
         "evaluate": ("score model and baseline on the test set", _stage("pipeline.evaluate")),
         "check-params": ("validate params.yaml and exit", _check_params),
+        "pull": ("dvc pull; exit 1 when the remote fails or lacks outputs", _pull),
         "check-stale": ("fail if dvc.lock is out of date with code, params or data", _check_stale),
         "report": ("write the pull-request report against a base git ref", _report),
         "gate": ("exit 1 when the model fails the merge gate against a base ref", _gate),
@@ -271,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
         "monitor": ("scheduled check: drift + staleness, one GitHub issue", _monitor),
         "retrain": ("re-run the pipeline, optionally on a new data source", _retrain),
         "retrain-pr": ("commit re-run results on a branch and open a pull request", _retrain_pr),
+        "adopt": ("make this project yours: contract, params and plots from a new table", _adopt),
         "register-model": (
             "register the DVC-tracked model in the BentoML store",
             _stage("serving.model_store"),
@@ -288,6 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if os.environ.get("DVC_STAGE"):  # a stage of `dvc repro`: stop when the pipeline stops
+        from mlci.pipeline import run_guard
+
+        run_guard.tie_to_pipeline()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -1,0 +1,206 @@
+"""``mlci adopt``, part 3: the config files. ``params.yaml``'s dataset-specific settings reset
+for the new table (a round trip that keeps every comment and every other setting) and the
+task's ``plots:`` in ``dvc.yaml``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+
+from ruamel.yaml import YAML  # DVC's own YAML library: round-trips params.yaml with comments
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from mlci.adopt_infer import MAX_SLICE_CATEGORIES, Plan
+from mlci.errors import UserError
+
+ESTIMATOR = {
+    "classification": ("logistic_regression", {"C": 1.0, "max_iter": 1000}),
+    "regression": ("ridge", {"alpha": 1.0}),
+}
+BASELINE = {"classification": "prior", "regression": "mean"}
+# rmse and mae are in the target's units: no default drop makes sense for every target.
+MAX_REGRESSION = {
+    "classification": {"accuracy": 0.01, "balanced_accuracy": 0.01, "f1_macro": 0.01},
+    "regression": {"r2": 0.01},
+}
+MUST_BEAT = {
+    "classification": ["balanced_accuracy", "f1_macro", "log_loss"],
+    "regression": ["rmse", "mae", "r2"],
+}
+
+
+def _flow(items: list[str]) -> CommentedSeq:
+    seq = CommentedSeq(items)
+    seq.fa.set_flow_style()
+    return seq
+
+
+def _section(doc: CommentedMap, key: str) -> CommentedMap:
+    if not isinstance(doc.get(key), dict):
+        doc[key] = CommentedMap()
+    return doc[key]
+
+
+def edit_params(text: str, plan: Plan, source: str, settings: list[str]) -> str:
+    """``params.yaml`` with its dataset-specific settings reset for ``plan``; every other
+    setting and every comment stays. ``settings`` collects a line per change for the user."""
+    rt = YAML()
+    rt.preserve_quotes = True
+    rt.width = 4096  # never re-wrap a long line
+    doc = rt.load(text)
+    if not isinstance(doc, CommentedMap):
+        raise UserError("params.yaml: expected a mapping of settings at the top level")
+    task = plan.task
+    if "task" in doc:
+        doc["task"] = task
+    else:
+        at = list(doc).index("seed") + 1 if "seed" in doc else 0
+        doc.insert(at, "task", task, comment="classification | regression (the contract's target)")
+        _blank_line_after(doc, "seed", "task")
+    settings.append(f"task: {task}")
+
+    data = _section(doc, "data")
+    data["source"], data["format"] = source, plan.fmt
+    settings.append(f"data.source: {source}")
+
+    validate = _section(doc, "validate")
+    validate["min_rows"] = max(1, min(100, plan.rows // 2))
+    if int(validate.get("max_rows", 0)) < plan.rows:
+        validate["max_rows"] = plan.rows * 10
+    if task == "classification":
+        smallest = min(plan.class_counts.values()) / plan.rows
+        validate["min_class_share"] = min(0.1, _round_down(0.8 * smallest))
+        settings.append(f"validate.min_class_share: {validate['min_class_share']}")
+    limit = float(validate.get("max_missing_share", 0.1))
+    gappy = {c.name: c.missing / plan.rows for c in plan.features if c.missing / plan.rows > limit}
+    if gappy:
+        validate["max_missing_share"] = min(1.0, round(max(gappy.values()) + 0.05, 2))
+        shown = ", ".join(f"{k!r} {v:.0%}" for k, v in gappy.items())
+        settings.append(
+            f"validate.max_missing_share: {validate['max_missing_share']}, raised from {limit} "
+            f"for the columns missing most ({shown}): drop them (RAW_UNUSED) and lower it"
+        )
+    settings.append(f"validate.min_rows: {validate['min_rows']}")
+
+    train = _section(doc, "train")
+    estimator = _section(train, "estimator")
+    name, hyper = ESTIMATOR[task]
+    estimator["name"], estimator["params"] = name, CommentedMap(hyper)
+    train["baseline"] = BASELINE[task]
+    settings.append(f"train: {name}, baseline {BASELINE[task]}")
+
+    slices = [
+        c.name
+        for c in plan.features
+        if c.categories is not None and 2 <= len(c.categories) <= MAX_SLICE_CATEGORIES
+    ][:2]
+    _section(doc, "evaluate")["slices"] = _flow(slices)
+    settings.append(f"evaluate.slices: {slices}")
+
+    gate = _section(doc, "gate")
+    gate["minimum"], gate["maximum"] = CommentedMap(), CommentedMap()
+    regression = CommentedMap(MAX_REGRESSION[task])
+    if task == "classification":
+        regression["log_loss"] = 0.05
+        regression.yaml_add_eol_comment("for log loss: the largest rise allowed", "log_loss")
+    else:
+        regression.yaml_add_eol_comment(
+            "rmse, mae: in the target's units: add the rise you accept", "r2"
+        )
+    gate["max_regression"] = regression
+    gate["must_beat_baseline"] = _flow(MUST_BEAT[task])
+    settings.append("gate: no floors yet (the first run sets the baseline)")
+
+    buffer = io.StringIO()
+    rt.dump(doc, buffer)
+    return buffer.getvalue()
+
+
+def _blank_line_after(doc: CommentedMap, before: str, inserted: str) -> None:
+    """Move the blank line that followed ``before`` to after ``inserted``: ruamel keeps blank
+    lines as comments of the preceding key. Cosmetic, so skipped if ruamel's layout differs."""
+    try:
+        blank, own = doc.ca.items[before][2], doc.ca.items[inserted][2]
+        if blank is not None and own is not None and not blank.value.strip():
+            own.value = own.value.rstrip("\n") + blank.value
+            doc.ca.items[before][2] = None
+    except (KeyError, IndexError, AttributeError, TypeError):
+        pass
+
+
+def _round_down(x: float) -> float:
+    """Two significant digits, rounded down: 0.0867 -> 0.086."""
+    if x <= 0:
+        return 0.0
+    step = 10.0 ** (math.floor(math.log10(x)) - 1)
+    return round(math.floor(x / step) * step, 12)
+
+
+PLOTS = {
+    "classification": """plots:
+  - Confusion matrix (test set):
+      template: confusion
+      x: predicted
+      y:
+        reports/plots/confusion.csv: actual
+  - reports/plots/roc:
+      template: simple
+      x: fpr
+      y: tpr
+      x_label: False positive rate
+      y_label: True positive rate
+  - reports/plots/precision_recall:
+      template: simple
+      x: recall
+      y: precision
+  - Permutation importance (test set, macro F1 drop):
+      template: bar_horizontal
+      x: importance
+      y:
+        reports/plots/importance.csv: feature
+""",
+    "regression": """plots:
+  # One point per test row: on the diagonal, the prediction was exact.
+  - Actual vs predicted (test set):
+      template: scatter
+      x: predicted
+      y:
+        reports/plots/residuals.csv: actual
+      x_label: Predicted
+      y_label: Actual
+  - Permutation importance (test set, R² drop):
+      template: bar_horizontal
+      x: importance
+      y:
+        reports/plots/importance.csv: feature
+""",
+}
+
+
+def render_dvc_yaml(text: str, task: str) -> str:
+    """``dvc.yaml`` with the task's ``plots:`` section and artifact label; the stages and every
+    comment outside the plots section stay as they are."""
+    lines = text.splitlines(keepends=True)
+    try:
+        start = lines.index("plots:\n")
+    except ValueError:
+        raise UserError(
+            "dvc.yaml: no top-level `plots:` section to update for the task; restore it from "
+            "the template (or add one) and run again"
+        ) from None
+    end = start + 1
+    while end < len(lines) and (lines[end].startswith((" ", "\t")) or not lines[end].strip()):
+        end += 1
+    while end > start + 1 and not lines[end - 1].strip():  # keep the blank separator lines
+        end -= 1
+    out = [*lines[:start], PLOTS[task], *lines[end:]]
+    in_artifacts = False
+    other = "regression" if task == "classification" else "classification"
+    for i, line in enumerate(out):
+        if line and not line[0].isspace() and line.strip():
+            in_artifacts = line.startswith("artifacts:")
+        elif in_artifacts and line.lstrip().startswith("labels:"):
+            out[i] = re.sub(rf"\b{other}\b", task, line)
+    return "".join(out)
