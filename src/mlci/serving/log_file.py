@@ -44,7 +44,7 @@ class AppendFile:
 
     def __init__(self, path: Path, max_bytes: int = 0, backups: int = 1) -> None:
         if max_bytes < 0 or (max_bytes and backups < 1):
-            raise ValueError(f"max_bytes {max_bytes} >= 0 and backups {backups} >= 1, please")
+            raise ValueError(f"need max_bytes >= 0 and backups >= 1, not {max_bytes}, {backups}")
         self.path = Path(path)
         self.max_bytes, self.backups = max_bytes, backups
         self.reopened = self.rotations = 0
@@ -117,8 +117,15 @@ class AppendFile:
                 fcntl.flock(lock, fcntl.LOCK_EX)
             # Another worker may have rotated while this one waited: rotate only the file this
             # one still writes to, if it is still too full.
-            st = self.path.stat()
-            if (st.st_dev, st.st_ino) == self._identity and st.st_size + incoming > self.max_bytes:
+            try:
+                st = self.path.stat()
+            except FileNotFoundError:  # moved away meanwhile: a new file is all it takes
+                st = None
+            if (
+                st is not None
+                and (st.st_dev, st.st_ino) == self._identity
+                and st.st_size + incoming > self.max_bytes
+            ):
                 for i in range(self.backups - 1, 0, -1):
                     older = backup_path(self.path, i)
                     if older.exists():

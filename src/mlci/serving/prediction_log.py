@@ -6,20 +6,31 @@ Each line has exactly this shape (keys in this order)::
      "features": {"island": "Biscoe", "sex": null, ...}, "prediction": "Gentoo",
      "probabilities": {"Adelie": 0.01, "Chinstrap": 0.0, "Gentoo": 0.99}}
 
+For regression (no classes) ``prediction`` is the predicted value, a JSON number, and there is
+no ``probabilities`` key: ``{..., "features": {...}, "prediction": 152.37}``.
+
 Configuration (environment, read when the service starts):
 
 * ``MLCI_PREDICTION_LOG``: file to append to, relative to the working directory
   (default ``logs/predictions.jsonl``); an empty value turns logging off.
 * ``MLCI_PREDICTION_LOG_EXCLUDE``: comma-separated feature names, or top-level keys, to leave out
   of every line (privacy). A name that is neither is reported at start-up.
+* ``MLCI_PREDICTION_LOG_MAX_BYTES`` (default 104857600, 100 MiB; 0: no size limit) and
+  ``MLCI_PREDICTION_LOG_BACKUPS`` (default 5): size rotation, ``predictions.jsonl`` →
+  ``predictions.1.jsonl`` … ``predictions.5.jsonl``, the oldest deleted
+  (:mod:`mlci.serving.log_file`). A file moved away by logrotate is followed either way.
+* ``MLCI_PREDICTION_LOG_QUEUE`` (default 100000): predictions waiting for the writer, at most.
+
+A value that is not a whole number (or too small) is reported at start-up and the default used.
 
 Logging never blocks or fails a request: the request thread only appends to a bounded in-memory
-queue; a writer thread serialises and appends. When the queue is full the predictions are
-dropped and counted; when the file cannot be written (disk full, permissions) the predictions
-are counted as errors, the service log says why (once per failure streak, then once a minute)
-and the writer tries again on the next batch. Each batch is written with a single ``write`` to
-a file opened with ``O_APPEND``, so several worker processes can share one file without
-interleaving lines.
+queue; a writer thread serialises and appends. Every prediction not written is counted: when the
+queue is full (the file is slow or blocked) the predictions are dropped, counted, and reported in
+the service log (once per streak, then once a minute, with how long the writer has been stuck);
+what is still queued when the service stops and the writer does not finish is counted as dropped
+too. When the file cannot be written (disk full, permissions) the predictions are counted as
+errors, the service log says why (once per failure streak, then once a minute) and the writer
+tries again on the next batch.
 """
 
 from __future__ import annotations
@@ -35,21 +46,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
+from mlci.serving.log_file import AppendFile
+from mlci.serving.log_lines import TOP_LEVEL_KEYS, Batch, LineEncoder
+
+__all__ = ["TOP_LEVEL_KEYS", "PredictionLog", "from_env", "utc_now"]
 
 log = logging.getLogger("mlci.serving.prediction_log")
 
 DEFAULT_PATH = "logs/predictions.jsonl"
-TOP_LEVEL_KEYS = (
-    "request_id",
-    "timestamp",
-    "model_version",
-    "features",
-    "prediction",
-    "probabilities",
-)
 # Predictions waiting for the writer; beyond this, new ones are dropped (and counted).
 DEFAULT_MAX_PENDING = 100_000
+DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+DEFAULT_BACKUPS = 5
 # The writer wakes up this often (or as soon as this many predictions wait), so a busy service
 # pays for one write per interval, not one per request, and the writer thread rarely competes
 # with request handling for the GIL.
@@ -62,38 +70,16 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-class _Misaligned(Exception):  # noqa: N818 (control flow, not an error)
-    """A column did not split into one value per row."""
-
-
-class _Batch:
-    __slots__ = ("labels", "model_version", "proba", "records", "request_ids", "timestamp")
-
-    def __init__(
-        self,
-        request_ids: str | Sequence[str],
-        timestamp: str,
-        model_version: str,
-        records: Sequence[Any],
-        labels: Sequence[str],
-        proba: Any,
-    ) -> None:
-        self.request_ids = request_ids
-        self.timestamp = timestamp
-        self.model_version = model_version
-        self.records = records
-        self.labels = labels
-        self.proba = proba
-
-
 class PredictionLog:
     """Appends predictions to ``path`` from a background thread.
 
     ``categories``: categorical feature → its allowed values (the contract's), when known; it
-    enables the faster columnar serialiser (every other feature then holds numbers or null).
+    enables the faster columnar encoder (:class:`mlci.serving.log_lines.LineEncoder`).
 
     ``on_written``, ``on_dropped`` and ``on_error`` receive a count of predictions; the service
-    wires them to Prometheus counters.
+    wires them to Prometheus counters. ``max_bytes`` and ``backups``: size rotation (see
+    :class:`mlci.serving.log_file.AppendFile`). ``report_seconds``: at most one report of
+    dropped predictions per this interval.
     """
 
     def __init__(
@@ -107,11 +93,15 @@ class PredictionLog:
         max_pending: int = DEFAULT_MAX_PENDING,
         flush_seconds: float = FLUSH_SECONDS,
         flush_rows: int = FLUSH_ROWS,
+        max_bytes: int = 0,
+        backups: int = DEFAULT_BACKUPS,
+        report_seconds: float = _WARN_EVERY_SECONDS,
         on_written: Callable[[int], None] = lambda n: None,
         on_dropped: Callable[[int], None] = lambda n: None,
         on_error: Callable[[int], None] = lambda n: None,
     ) -> None:
         self.path = Path(path)
+        self._file = AppendFile(self.path, max_bytes, backups)
         excluded = {e for e in exclude if e}
         unknown = sorted(excluded - set(features) - set(TOP_LEVEL_KEYS))
         if unknown:
@@ -124,26 +114,24 @@ class PredictionLog:
         self.features = [f for f in features if f not in excluded]
         self.keys = [k for k in TOP_LEVEL_KEYS if k not in excluded]
         self.classes = list(classes)
-        # The columnar serialiser needs every category (and null) of each categorical feature;
-        # any other feature must hold numbers or null. A validated record does.
-        self._categories: dict[str, dict[Any, bytes]] | None = None
-        if categories is not None:
-            self._categories = {
-                f: {**{c: orjson.dumps(c) for c in values}, None: b"null"}
-                for f, values in categories.items()
-            }
-        self._label_json = {c: orjson.dumps(c) for c in self.classes}
+        self.encoder = LineEncoder(self.features, self.classes, self.keys, categories)
         self.max_pending = max_pending
         self.flush_seconds, self.flush_rows = flush_seconds, max(1, flush_rows)
         self._flush_now = False
         self.on_written, self.on_dropped, self.on_error = on_written, on_dropped, on_error
         self.written = self.dropped = self.errors = 0
 
-        self._queue: collections.deque[_Batch] = collections.deque()
+        self._queue: collections.deque[Batch] = collections.deque()
         self._pending = 0
         self._cond = threading.Condition()
         self._closing = False
-        self._fd: int | None = None
+        self._busy_since: float | None = None  # when the writer started its current batch
+        self._abandoned = False  # close() gave up on a stuck writer and counted its batches
+        # Drops not yet reported in the service log, and when they last were.
+        self.report_seconds = report_seconds
+        self._unreported = 0
+        self._last_drop_report: float | None = None
+        self._dropped_closing = False
         self._failing_since: float | None = None
         self._last_warning = 0.0
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
@@ -163,12 +151,19 @@ class PredictionLog:
         """Queue the predictions of one request; False (and counted) if they were dropped."""
         n = len(labels)
         try:
-            batch = _Batch(
+            batch = Batch(
                 request_ids, timestamp or utc_now(), model_version, records, labels, proba
             )
+            report = None
             with self._cond:
                 if self._closing or self._pending + n > self.max_pending:
                     accepted = False
+                    self._dropped_closing = self._closing  # why, for the report
+                    self.dropped += n
+                    self._unreported += n
+                    report = self._drop_report(time.monotonic())
+                    if report is None and self._unreported == n:
+                        self._cond.notify()  # an idle writer reports them when the interval ends
                 else:
                     was_empty = not self._queue
                     self._queue.append(batch)
@@ -178,20 +173,65 @@ class PredictionLog:
                         self._cond.notify()
                     accepted = True
             if not accepted:
+                self.on_dropped(n)
+                if report:  # outside the lock: a slow log stream must not hold up other requests
+                    log.warning(report)
+            return accepted
+        except Exception:  # logging must never fail a request, but a lost one is counted
+            log.exception("prediction log: could not queue %d predictions", n)
+            with suppress(Exception):
                 self.dropped += n
                 self.on_dropped(n)
-            return accepted
-        except Exception:  # logging must never fail a request
-            log.exception("prediction log: could not queue %d predictions", n)
             return False
+
+    def _until_report_due(self) -> float | None:
+        if not self._unreported or self._last_drop_report is None:
+            return None
+        return max(0.01, self._last_drop_report + self.report_seconds - time.monotonic())
+
+    def _drop_report(self, now: float, force: bool = False) -> str | None:
+        """The drops not yet reported, if a report is due (the first of a streak, then one per
+        ``report_seconds``); call with the lock held."""
+        last = self._last_drop_report
+        if not self._unreported:
+            return None
+        if not force and last is not None and now - last < self.report_seconds:
+            return None
+        if self._dropped_closing:
+            why = "the service is stopping"
+        else:
+            why = (
+                f"the queue is full ({self._pending} waiting, MLCI_PREDICTION_LOG_QUEUE="
+                f"{self.max_pending}); the writer "
+                + (
+                    f"has been writing to {self.path} for {now - self._busy_since:.0f} s"
+                    if self._busy_since is not None
+                    else f"is behind with {self.path}"
+                )
+            )
+        msg = (
+            f"prediction log: dropped {self._unreported} predictions"
+            f"{'' if last is None else f' in the last {now - last:.0f} s'}"
+            f" ({self.dropped} in total, mlci_prediction_log_dropped_total): {why}"
+        )
+        self._unreported = 0
+        self._last_drop_report = now
+        return msg
 
     # -- writer side --------------------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._closing:
-                    self._cond.wait()
+                idle = not self._queue and not self._closing
+                if idle:  # wake up for work, or when the last drops of a streak are due
+                    self._cond.wait(self._until_report_due())
+                    report = self._drop_report(time.monotonic())
+            if idle:
+                if report:  # outside the lock, as in submit
+                    log.warning(report)
+                continue
+            with self._cond:
                 if not self._closing and not self._flush_now and self._pending < self.flush_rows:
                     self._cond.wait(self.flush_seconds)  # let a busy service fill the batch
                 if not self._queue and self._closing:
@@ -199,124 +239,29 @@ class PredictionLog:
                 self._flush_now = False
                 batches = list(self._queue)
                 self._queue.clear()
+                self._busy_since = time.monotonic()
             count = sum(len(b.labels) for b in batches)
             try:
-                data = b"".join(self._lines(b) for b in batches)
-                self._write(data)
+                data = b"".join(self.encoder.lines(b) for b in batches)
+                self._file.write(data)
             except Exception as err:
-                self.errors += count
-                self.on_error(count)
-                self._warn(err, count)
+                if not self._abandoned:  # else close() has counted them already
+                    self.errors += count
+                    self.on_error(count)
+                    self._warn(err, count)
             else:
-                self.written += count
-                self.on_written(count)
+                if not self._abandoned:
+                    self.written += count
+                    self.on_written(count)
                 if self._failing_since is not None:
                     log.warning("prediction log: writing to %s works again", self.path)
                     self._failing_since = None
             finally:
                 with self._cond:
+                    self._busy_since = None
                     self._pending -= count
                     self._cond.notify_all()
-        self._close_fd()
-
-    def _lines(self, b: _Batch) -> bytes:
-        if self._categories is not None:
-            try:
-                return self._lines_columnar(b)
-            except (KeyError, _Misaligned):
-                pass  # a value the fast path does not expect: the generic path handles it
-        return self._lines_generic(b)
-
-    def _lines_generic(self, b: _Batch) -> bytes:
-        dumps = orjson.dumps
-        features, keys, classes = self.features, self.keys, self.classes
-        proba = b.proba.tolist() if hasattr(b.proba, "tolist") else [list(p) for p in b.proba]
-        ids = b.request_ids
-        shared = ids if isinstance(ids, str) else None
-        full = len(keys) == len(TOP_LEVEL_KEYS)
-        out = []
-        for i, record in enumerate(b.records):
-            get = record.get
-            line = {
-                "request_id": shared if shared is not None else ids[i],
-                "timestamp": b.timestamp,
-                "model_version": b.model_version,
-                "features": {f: get(f) for f in features},
-                "prediction": b.labels[i],
-                "probabilities": dict(zip(classes, proba[i], strict=True)),
-            }
-            out.append(dumps(line if full else {k: line[k] for k in keys}))
-        out.append(b"")
-        return b"\n".join(out)
-
-    def _lines_columnar(self, b: _Batch) -> bytes:
-        """The same bytes as ``_lines_generic``, twice as fast: values are encoded column by
-        column (one orjson call per numeric column, a lookup for categories and labels) and
-        each line is one %-format of a template holding the keys and the batch's constants."""
-        dumps = orjson.dumps
-        n = len(b.labels)
-        records = b.records
-        categories = self._categories or {}
-
-        def split(encoded: bytes, count: int) -> list[bytes]:
-            parts = encoded[1:-1].split(b",") if count else []
-            if len(parts) != count:  # a value held a comma: not a number or null
-                raise _Misaligned
-            return parts
-
-        def esc(x: bytes) -> bytes:
-            return x.replace(b"%", b"%%")
-
-        ids = b.request_ids
-        columns: dict[str, list[list[bytes]]] = {}
-        head: dict[str, bytes] = {
-            "timestamp": esc(dumps(b.timestamp)),
-            "model_version": esc(dumps(b.model_version)),
-            "prediction": b"%s",
-            "features": b"{" + b",".join(esc(dumps(f)) + b":%s" for f in self.features) + b"}",
-            "probabilities": b"{" + b",".join(esc(dumps(c)) + b":%s" for c in self.classes) + b"}",
-        }
-        if isinstance(ids, str):
-            head["request_id"] = esc(dumps(ids))
-        else:
-            head["request_id"] = b"%s"
-            columns["request_id"] = [[dumps(x) for x in ids]]
-        feats = []
-        for f in self.features:
-            cats = categories.get(f)
-            if cats is None:  # numeric: numbers or null
-                feats.append(split(dumps([r.get(f) for r in records]), n))
-            else:
-                feats.append([cats[r.get(f)] for r in records])
-        columns["features"] = feats
-        labels = self._label_json
-        columns["prediction"] = [[labels[x] for x in b.labels]]
-        k = len(self.classes)
-        if hasattr(b.proba, "ravel"):
-            proba = b.proba.ravel().tolist()
-        else:
-            proba = [x for row in b.proba for x in row]
-        flat = split(dumps(proba), n * k)
-        columns["probabilities"] = [flat[j::k] for j in range(k)]
-
-        template = b"{" + b",".join(esc(dumps(key)) + b":" + head[key] for key in self.keys) + b"}"
-        cols = [c for key in self.keys for c in columns.get(key, [])]
-        if not cols:
-            return (template.replace(b"%%", b"%") + b"\n") * n
-        return b"\n".join([template % row for row in zip(*cols, strict=True)]) + b"\n"
-
-    def _write(self, data: bytes) -> None:
-        if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        view = memoryview(data)
-        try:
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-        except OSError:
-            self._close_fd()  # reopen next time: the file may have been moved or the disk freed
-            raise
+        self._file.close()
 
     def _warn(self, err: Exception, count: int) -> None:
         now = time.monotonic()
@@ -334,12 +279,6 @@ class PredictionLog:
         if self._failing_since is None:
             self._failing_since = now
 
-    def _close_fd(self) -> None:
-        if self._fd is not None:
-            with suppress(OSError):
-                os.close(self._fd)
-            self._fd = None
-
     # -- lifecycle ----------------------------------------------------------------------------
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -356,10 +295,31 @@ class PredictionLog:
         return True
 
     def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued; what a stuck writer has not written after ``timeout`` seconds
+        is counted as dropped (the process is about to end: it would be lost uncounted)."""
         with self._cond:
             self._closing = True
             self._cond.notify_all()
         self._thread.join(timeout)
+        with self._cond:
+            report = self._drop_report(time.monotonic(), force=True)  # earlier drops first
+            lost = self._pending if self._thread.is_alive() else 0
+            if lost:
+                self._abandoned = True
+                self.dropped += lost
+        if report:
+            log.warning(report)
+        if lost:
+            self.on_dropped(lost)
+            log.error(
+                "prediction log: the writer is still busy with %s after %.0f s; the %d "
+                "predictions it has not written are lost (%d dropped in total, "
+                "mlci_prediction_log_dropped_total)",
+                self.path,
+                timeout,
+                lost,
+                self.dropped,
+            )
 
 
 def from_env(
@@ -374,17 +334,43 @@ def from_env(
         log.info("prediction log disabled (MLCI_PREDICTION_LOG is empty)")
         return None
     exclude = [e.strip() for e in os.environ.get("MLCI_PREDICTION_LOG_EXCLUDE", "").split(",")]
+    max_bytes = _int_setting("MLCI_PREDICTION_LOG_MAX_BYTES", DEFAULT_MAX_BYTES, 0)
+    backups = _int_setting("MLCI_PREDICTION_LOG_BACKUPS", DEFAULT_BACKUPS, 1)
     plog = PredictionLog(
         Path(path),
         features=features,
         classes=classes,
         exclude=exclude,
         categories=categories,
+        max_pending=_int_setting("MLCI_PREDICTION_LOG_QUEUE", DEFAULT_MAX_PENDING, 1),
+        max_bytes=max_bytes,
+        backups=backups,
         **callbacks,
     )
     log.info(
-        "prediction log: appending to %s%s",
+        "prediction log: appending to %s (%s; queue %d)%s",
         plog.path.resolve(),
+        f"rotated at {max_bytes} bytes, {backups} kept" if max_bytes else "no size limit",
+        plog.max_pending,
         f" (excluding {sorted(e for e in exclude if e)})" if any(exclude) else "",
     )
     return plog
+
+
+def _int_setting(name: str, default: int, minimum: int) -> int:
+    """A whole-number setting from the environment. A bad value is reported (ERROR) and the
+    default used: raising here would crash every worker at start, and BentoML would restart
+    them forever; the defaults keep the disk capped."""
+    raw = os.environ.get(name, "").strip().replace("_", "")
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < minimum:
+        log.error(
+            "%s=%r is not a whole number >= %d; using the default, %d",
+            name,
+            os.environ[name],
+            minimum,
+            default,
+        )
+        return default
+    return int(raw)

@@ -9,6 +9,10 @@ here, with one error-body shape, before BentoML sees it.
   :data:`MAX_ERRORS`), logged as one line. (BentoML would answer the same 400 but log a full
   traceback at ERROR level for every bad request.) A valid one is handed to BentoML already
   parsed: the request model derives from :class:`ValidatedInput`, which picks it up.
+* A key given twice in one JSON object is refused (400 naming it): JSON parsers disagree on
+  which value wins (pydantic's keeps the last), so the client may not get what it meant.
+* Input echoed in an error (an unknown field's name, a Content-Type) is cut to
+  :data:`ECHO_CHARS` characters plus its length: a 1 MB name gives a short answer.
 * ``/docs.json`` is corrected (:func:`mlci.serving.openapi.fix_openapi`).
 
 The error body is ``{"error": "<one line>", "detail": [{"type", "loc", "msg"}, ...]}``
@@ -19,11 +23,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import anyio.to_thread
 import bentoml
-from pydantic import ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mlci.serving.api_models import MAX_RECORDS
 from mlci.serving.openapi import fix_openapi
@@ -37,6 +42,8 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 INLINE_BODY_BYTES = 64 * 1024
 # An answer lists at most this many problems (10,000 bad records would make a huge answer).
 MAX_ERRORS = 100
+# Input echoed in an error body is cut to this many characters (plus its length).
+ECHO_CHARS = 80
 # Where the guard leaves the validated body for :class:`ValidatedInput` (the ASGI scope).
 _VALIDATED = "mlci.validated_input"
 
@@ -57,6 +64,85 @@ class ValidatedInput(bentoml.IODescriptor):
 
 def error_body(error: str, loc: list[Any], msg: str, kind: str) -> dict[str, Any]:
     return {"error": error, "detail": [{"type": kind, "loc": loc, "msg": msg}]}
+
+
+def short(value: Any) -> Any:
+    """A string from the client, cut for an error message: ``'xxx…' (N characters)``."""
+    if isinstance(value, str) and len(value) > ECHO_CHARS:
+        return f"{value[:ECHO_CHARS]}… ({len(value)} characters)"
+    return value
+
+
+class DuplicateKeyError(ValueError):
+    def __init__(self, loc: list[Any]) -> None:
+        super().__init__(f"duplicate key {loc[-1]!r}")
+        self.loc = loc
+
+
+def _count_keys(validated: Any) -> int:
+    """A lower bound of the number of keys in the JSON a validated body came from: the fields
+    it set, plus the keys of records (dicts) in its list fields. Nested values are not
+    counted (they can only make the bound lower, never wrong)."""
+    if not isinstance(validated, BaseModel):
+        return 0
+    fields = validated.model_fields_set
+    n = len(fields)
+    for name in fields:
+        value = getattr(validated, name)
+        if isinstance(value, list):
+            n += sum(len(x) for x in value if isinstance(x, dict))
+    return n
+
+
+def check_unique_keys(raw: bytes, validated: Any) -> None:
+    """Raise :class:`DuplicateKeyError` (with the key's location) if a JSON object in ``raw``
+    has a key twice.
+
+    Fast path: every key is followed by one ``:`` outside strings, so a body with as many
+    ``:`` bytes as the validated body has keys (it keeps one value per key) cannot repeat one;
+    ``bytes.count`` costs a twentieth of parsing. Otherwise (a repeated key, or a ``:`` inside
+    a string) the body is parsed again with a hook that sees every key.
+    """
+    if raw.count(b":") == _count_keys(validated):
+        return
+    repeated: list[str] = []
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) == len(pairs) or repeated:
+            return obj
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                repeated.append(key)
+                break
+            seen.add(key)
+        return _Repeated(obj)
+
+    parsed = json.loads(raw, object_pairs_hook=pairs_hook)
+    if repeated:
+        raise DuplicateKeyError([*(_path_to(parsed) or []), repeated[0]])
+
+
+class _Repeated(dict):
+    """Marks the object with the repeated key, to find its location afterwards."""
+
+
+def _path_to(node: Any) -> list[Any] | None:
+    """Location (keys and list indexes) of the :class:`_Repeated` object inside ``node``."""
+    if isinstance(node, _Repeated):
+        return []
+    if isinstance(node, dict):
+        items: Any = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    else:
+        return None
+    for key, value in items:
+        rest = _path_to(value)
+        if rest is not None:
+            return [key, *rest]
+    return None
 
 
 class RequestGuard:
@@ -80,7 +166,7 @@ class RequestGuard:
         headers = dict(scope["headers"])
         ctype = headers.get(b"content-type", b"application/json").decode("latin-1")
         if ctype.split(";")[0].strip().lower() != "application/json":
-            msg = f"send JSON with 'Content-Type: application/json', not {ctype!r}"
+            msg = f"send JSON with 'Content-Type: application/json', not {short(ctype)!r}"
             body = error_body(msg, ["header", "content-type"], msg, "content_type")
             return await respond(send, 415, body)
         length = headers.get(b"content-length")
@@ -101,19 +187,22 @@ class RequestGuard:
             if not message.get("more_body", False):
                 break
         raw = b"".join(chunks) or b"{}"
-        validate = self.input_spec.model_validate_json
+        parse = _parser(self.input_spec.model_validate_json)
         try:
             if len(raw) <= INLINE_BODY_BYTES:
-                scope[_VALIDATED] = validate(raw)
+                scope[_VALIDATED] = parse(raw)
             else:  # thousands of records: keep the event loop (and health checks) responsive
-                scope[_VALIDATED] = await anyio.to_thread.run_sync(validate, raw)
+                scope[_VALIDATED] = await anyio.to_thread.run_sync(parse, raw)
         except ValidationError as err:
             detail = err.errors(include_url=False, include_context=False, include_input=False)
-            problems = [f"{'.'.join(map(str, d['loc'])) or 'body'}: {d['msg']}" for d in detail]
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            log.info("rejected %s: %s", path, "; ".join(problems[:5])[:500])
-            body = {"error": problems[0] + more, "detail": detail[:MAX_ERRORS]}
-            return await respond(send, 400, body)
+            return await _reject(send, path, detail)
+        except DuplicateKeyError as err:
+            msg = f"duplicate key {short(err.loc[-1])!r}: send each key once"
+            detail = [{"type": "duplicate_key", "loc": err.loc, "msg": msg}]
+            return await _reject(send, path, detail)
+        except (ValueError, RecursionError) as err:  # JSON pydantic read but Python's json not
+            msg = f"Invalid JSON: {short(str(err))}"
+            return await _reject(send, path, [{"type": "json_invalid", "loc": [], "msg": msg}])
 
         replayed = False
 
@@ -142,6 +231,25 @@ class RequestGuard:
             await send({"type": "http.response.body", "body": bytes(body)})
             return
         await respond(send, 200, fix_openapi(json.loads(body), self.api_routes))
+
+
+def _parser(validate: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def parse(raw: bytes) -> Any:
+        validated = validate(raw)
+        check_unique_keys(raw, validated)
+        return validated
+
+    return parse
+
+
+async def _reject(send: Any, path: str, detail: list[Any]) -> None:
+    """Answer 400 with ``detail`` (pydantic's error list shape), echoed input cut short."""
+    for d in detail:
+        d["loc"] = [short(x) for x in d["loc"]]
+    problems = [f"{'.'.join(map(str, d['loc'])) or 'body'}: {d['msg']}" for d in detail]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    log.info("rejected %s: %s", path, "; ".join(problems[:5])[:500])
+    await respond(send, 400, {"error": problems[0] + more, "detail": detail[:MAX_ERRORS]})
 
 
 async def respond(send: Any, status: int, payload: Any) -> None:

@@ -5,7 +5,9 @@ contract.
 
 Endpoints
     POST /predict        ``{"records": [{...}, ...]}`` (1 to 10,000 records) → one prediction per
-                         record: label, class probabilities, model version; plus the request id.
+                         record: label, class probabilities and model version (classification),
+                         or the predicted value and model version (regression); plus the
+                         request id.
     POST /predict_batch  the same records, answered as a list; BentoML's adaptive batching merges
                          concurrent requests into one model call (many small clients).
     GET  /livez /readyz /metrics /docs.json (BentoML built-ins; /docs.json is patched, see below)
@@ -22,7 +24,9 @@ A missing, corrupt or contract-incompatible model stops the service at start-up 
 that says what to do.
 
 Every prediction is appended to the prediction log (``mlci.serving.prediction_log``) without ever
-blocking or failing a request, and counted on /metrics (``mlci.serving.service_metrics``).
+blocking or failing a request, and counted on /metrics (``mlci.serving.service_metrics``), which
+also says whether the compiled fast path predicts (``mlci_fast_path_enabled``; the log says why
+not, once).
 """
 
 from __future__ import annotations
@@ -50,7 +54,10 @@ from mlci.serving import (
     service_metrics,
     stored_model,
 )
+from mlci.serving.logging_setup import show_service_logs
 
+# BentoML leaves the root logger at WARNING: without this the service's INFO lines vanish.
+show_service_logs()
 log = logging.getLogger("mlci.serving.service")
 
 MODEL_TAG = model_store.resolve_tag()
@@ -58,6 +65,12 @@ MODEL_TAG = model_store.resolve_tag()
 # thread hop); bigger ones in a worker thread so health checks stay responsive.
 INLINE_ROWS = 64
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+TASK = contract.spec().task
+# The answers' shapes follow the contract's task (label and probabilities, or a value).
+PredictResponse, BatchItem = api_models.response_models(TASK)
+# Regression has no classes: its predictions are counted under one empty label.
+VALUE_LABEL = ""
 
 PredictRequest = create_model(
     "PredictRequest",
@@ -93,14 +106,24 @@ class Classifier:
         predictor.limit_threads()
         self._counters = {
             c: service_metrics.PREDICTIONS.labels(label=c, model_version=self.version)
-            for c in self.classes
+            for c in (self.classes or (VALUE_LABEL,))
         }
+        service_metrics.FAST_PATH.labels(model_version=self.version).set(
+            1 if self.predictor.fast_path else 0
+        )
+        if not self.predictor.fast_path:  # once, in the serving process
+            log.warning(
+                "fast path off: model %s is served with the scikit-learn pipeline (correct, "
+                "slower; mlci_fast_path_enabled 0): %s",
+                MODEL_TAG,
+                self.predictor.fallback_reason,
+            )
         self.prediction_log = self._open_prediction_log()
         log.info(
-            "serving model %s (%s path, classes %s)",
+            "serving model %s (%s, %s path)",
             MODEL_TAG,
+            f"classes {list(self.classes)}" if self.classes else "regression",
             self.predictor.mode,
-            list(self.classes),
         )
 
     def _open_prediction_log(self) -> prediction_log.PredictionLog | None:
@@ -122,11 +145,10 @@ class Classifier:
 
     # -- endpoints ------------------------------------------------------------------------
 
-    @bentoml.api(
-        route="/predict", input_spec=PredictRequest, output_spec=api_models.PredictResponse
-    )
+    @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)
     async def predict(self, records: list[dict[str, Any]], ctx: bentoml.Context) -> Response:
-        """Score 1 to 10,000 records: label, class probabilities and model version each.
+        """Score 1 to 10,000 records: label, class probabilities and model version each
+        (classification), or the predicted value and model version (regression).
 
         Send ``X-Request-ID`` to choose the id the predictions are logged under.
         """
@@ -145,63 +167,67 @@ class Classifier:
         max_batch_size=1000,
         max_latency_ms=1000,
     )
-    def predict_batch(self, records: list[dict[str, Any]]) -> list[api_models.BatchPrediction]:
+    def predict_batch(self, records: list[dict[str, Any]]) -> list[BatchItem]:
         """Like /predict, answered as a list; concurrent requests are merged (adaptive batching).
 
         Each prediction carries its own ``request_id``: the id it is logged under.
         """
-        proba, labels = self._score(records)
+        predictions, proba = self.predictor.score(records)
         ids = [uuid.uuid4().hex for _ in records]
-        self._record(ids, records, labels, proba)
+        self._record(ids, records, predictions, proba)
         version, classes = self.version, self.classes
-        cls = api_models.BatchPrediction
+        if proba is None:
+            return [
+                BatchItem.model_construct(prediction=value, model_version=version, request_id=rid)
+                for value, rid in zip(predictions, ids, strict=True)
+            ]
         return [
-            cls.model_construct(
+            BatchItem.model_construct(
                 label=label,
                 probabilities=dict(zip(classes, p, strict=True)),
                 model_version=version,
                 request_id=rid,
             )
-            for label, p, rid in zip(labels, proba.tolist(), ids, strict=True)
+            for label, p, rid in zip(predictions, proba.tolist(), ids, strict=True)
         ]
 
     # -- internals ------------------------------------------------------------------------
-
-    def _score(self, rows: list[dict[str, Any]]) -> tuple[Any, list[str]]:
-        proba = self.predictor.predict_proba(rows)
-        return proba, self.predictor.labels(proba)
 
     def _record(
         self,
         request_ids: str | list[str],
         rows: list[dict[str, Any]],
-        labels: list[str],
+        predictions: list[Any],
         proba: Any,
     ) -> None:
-        for label, n in _Tally(labels).items():
-            self._counters[label].inc(n)
+        """Count and log the predictions (labels, or values for regression; proba or None)."""
+        if proba is None:
+            self._counters[VALUE_LABEL].inc(len(predictions))
+        else:
+            for label, n in _Tally(predictions).items():
+                self._counters[label].inc(n)
         if self.prediction_log is not None:
-            self.prediction_log.submit(request_ids, self.version, rows, labels, proba)
+            self.prediction_log.submit(request_ids, self.version, rows, predictions, proba)
 
     def _predict(self, rows: list[dict[str, Any]], request_id: str) -> bytes:
         """The JSON body of a /predict answer (orjson: the pydantic round trip costs more than
-        the model on one row). Its shape is ``api_models.PredictResponse``."""
-        proba, labels = self._score(rows)
-        self._record(request_id, rows, labels, proba)
+        the model on one row). Its shape is ``PredictResponse`` (``api_models``)."""
+        predictions, proba = self.predictor.score(rows)
+        self._record(request_id, rows, predictions, proba)
         version, classes = self.version, self.classes
+        if proba is None:
+            answers = [{"prediction": v, "model_version": version} for v in predictions]
+        else:
+            answers = [
+                {
+                    "label": label,
+                    "probabilities": dict(zip(classes, p, strict=True)),
+                    "model_version": version,
+                }
+                for label, p in zip(predictions, proba.tolist(), strict=True)
+            ]
         return orjson.dumps(
-            {
-                "request_id": request_id,
-                "model_version": version,
-                "predictions": [
-                    {
-                        "label": label,
-                        "probabilities": dict(zip(classes, p, strict=True)),
-                        "model_version": version,
-                    }
-                    for label, p in zip(labels, proba.tolist(), strict=True)
-                ],
-            }
+            {"request_id": request_id, "model_version": version, "predictions": answers}
         )
 
 

@@ -3,8 +3,14 @@ request metrics.
 
     mlci_predictions_total{label, model_version}   predictions served, by predicted class
     mlci_prediction_log_written_total               predictions appended to the prediction log
-    mlci_prediction_log_dropped_total               not logged: the log queue was full
+    mlci_prediction_log_dropped_total               not logged: the log queue was full (the file
+                                                    is slow or blocked), or the service stopped
+                                                    before a stuck writer wrote them
     mlci_prediction_log_errors_total                not logged: the log file could not be written
+    mlci_fast_path_enabled{model_version}           1: compiled fast path, 0: scikit-learn pipeline
+
+Every prediction served is counted once in ``written``, ``dropped`` or ``errors`` (or is still
+queued). Predictions are never held up by the log: it drops and counts instead.
 
 Plain ``prometheus_client`` (``bentoml.metrics`` is deprecated; it only forwarded to it). How the
 counters reach ``/metrics``: BentoML serves that endpoint from prometheus_client's multiprocess
@@ -18,7 +24,7 @@ set ``PROMETHEUS_MULTIPROC_DIR`` before prometheus_client is first imported.
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 PREDICTIONS = Counter(
     name="mlci_predictions",
@@ -31,9 +37,17 @@ LOG_WRITTEN = Counter(
 )
 LOG_DROPPED = Counter(
     name="mlci_prediction_log_dropped",
-    documentation="Predictions not logged because the log queue was full",
+    documentation="Predictions not logged: the log queue was full, or the service stopped first",
 )
 LOG_ERRORS = Counter(
     name="mlci_prediction_log_errors",
     documentation="Predictions not logged because the log file could not be written",
+)
+# 1: the compiled fast path predicts; 0: the scikit-learn pipeline does (the service log says
+# why, once). "min" over the workers: one worker on the slow path shows.
+FAST_PATH = Gauge(
+    name="mlci_fast_path_enabled",
+    documentation="1 if predictions use the compiled fast path, 0 if the scikit-learn pipeline",
+    labelnames=["model_version"],
+    multiprocess_mode="min",
 )
