@@ -225,8 +225,8 @@ def load_params(path: Path | None = None, estimator: bool = False) -> Params:
     text = params_file.read_checked(path)
     try:
         raw = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML: {err}") from None
+    except yaml.YAMLError as err:  # e.g. a tag such as !!python/object
+        raise UserError(f"{path}: not valid YAML: {params_file.yaml_error_text(err)}") from None
     params = parse_params(raw, path)
     _check_against_contract(params, path)
     if estimator:
@@ -243,15 +243,16 @@ def check_hyperparameters(
     ``fit``; dvc.yaml's ``persist: true`` keeps the last good model then.)"""
     from mlci.estimators import estimator_class
 
-    where = f"{path}: train.estimator.params"
+    where = "train.estimator.params"
     cls = estimator_class(cfg.name, task)
-    known = sorted(cls().get_params())
+    known = sorted(set(cls().get_params()) - {"random_state"})  # random_state: the seed
     unknown = [name for name in cfg.params if name not in known]
     if unknown:
         raise UserError(
-            "; ".join(
+            f"{path}: "
+            + "; ".join(
                 f"{where}.{name}: not a hyperparameter of {cfg.name} ({cls.__name__})"
-                + "".join(f"; did you mean {m!r}?" for m in get_close_matches(name, known, 1))
+                + "".join(f" (did you mean {m!r}?)" for m in get_close_matches(name, known, 1))
                 for name in unknown
             )
             + f"; known: {', '.join(known)}"
@@ -262,7 +263,7 @@ def check_hyperparameters(
     try:
         validate()
     except (ValueError, TypeError) as err:  # sklearn's InvalidParameterError is both
-        raise UserError(_hyperparameter_error(str(err), where)) from None
+        raise UserError(f"{path}: {_hyperparameter_error(str(err), where)}") from None
 
 
 _SKLEARN_PARAM_ERROR = re.compile(

@@ -116,10 +116,10 @@ def check_text(text: str, path: Path) -> None:
                 raise refuse(event, f"nested deeper than {MAX_DEPTH} levels")
             stack.append(_Frame(is_map=isinstance(event, yaml.MappingStartEvent)))
     except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML: {_one_line(err)}") from None
+        raise UserError(f"{path}: not valid YAML: {yaml_error_text(err)}") from None
 
 
-def _one_line(err: yaml.YAMLError) -> str:
+def yaml_error_text(err: yaml.YAMLError) -> str:
     """PyYAML's multi-line message as one line: what is wrong, and where."""
     if not isinstance(err, yaml.MarkedYAMLError):
         return " ".join(str(err).split())

@@ -35,6 +35,8 @@ def read_source(cfg: DataConfig, text_columns: list[str] | None = None) -> pd.Da
 
     ``text_columns`` are read from a CSV as strings, never as inferred numbers."""
     source = cfg.source
+    if not _URL.match(source) and Path(source).is_dir():  # before the format: a folder has none
+        raise UserError(f"data.source {source!r}: is a directory; name a CSV or Parquet file")
     fmt = source_format(source, cfg.format)
     if not _URL.match(source) and not Path(source).is_file():
         raise UserError(

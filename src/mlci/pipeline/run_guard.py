@@ -1,0 +1,143 @@
+"""Stopping the pipeline stops its stages.
+
+DVC runs each stage as a child process (``$SHELL -c 'mlci train'``). Killed, ``dvc`` dies
+alone: its stage would run on as an orphan and later write a model that ``dvc.lock`` does not
+record. So every ``mlci`` command that DVC starts (DVC sets ``DVC_STAGE`` for it) calls
+:func:`tie_to_pipeline` first:
+
+* on Linux the kernel sends it SIGTERM when its parent dies (``prctl(PR_SET_PDEATHSIG)``);
+* a watcher thread also polls the pipeline process, which covers a shell between the two
+  (``/bin/sh`` is dash on Debian, which does not ``exec`` the command) and other systems;
+* SIGTERM raises ``KeyboardInterrupt`` in the stage, so the atomic writes (``mlci.files``)
+  delete their temp files and the previous outputs stay as they were; whatever is still
+  running :data:`GRACE_SECONDS` later (stuck in C code) exits hard.
+
+:func:`run_tied` is the same tie for a ``dvc repro`` that ``mlci`` itself starts (pr-check).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SHELLS = frozenset({"sh", "dash", "bash", "zsh", "ksh", "mksh", "fish", "busybox"})
+POLL_SECONDS = 0.25
+GRACE_SECONDS = 10.0
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+_stopping = threading.Event()
+
+
+@dataclass(frozen=True)
+class _Process:
+    pid: int
+    started: str | None  # /proc start time, so that a reused pid is not taken for it
+
+
+def _stat(pid: int) -> tuple[str, str, int, str] | None:
+    """(name, state, parent pid, start time) from /proc, or None (gone, or no /proc)."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The name is in parentheses and may itself hold spaces or parentheses.
+    name = data[data.index("(") + 1 : data.rindex(")")]
+    rest = data[data.rindex(")") + 2 :].split()
+    return name, rest[0], int(rest[1]), rest[19]
+
+
+def _pipeline_process() -> _Process:
+    """The process that runs the pipeline: the parent, or above it past any shell."""
+    pid = os.getppid()
+    while True:  # dvc -> [shell -> [shell ->]] mlci
+        stat = _stat(pid)
+        if stat is None:
+            return _Process(pid, None)
+        name, _state, parent, started = stat
+        if name not in SHELLS or parent <= 1:
+            return _Process(pid, started)
+        pid = parent
+
+
+def _alive(proc: _Process) -> bool:
+    if proc.started is None:  # no /proc: only the parent can be watched
+        return os.getppid() == proc.pid
+    stat = _stat(proc.pid)
+    # A killed parent is a zombie ("Z") until reaped: already gone for our purpose.
+    return stat is not None and stat[1] not in ("Z", "X") and stat[3] == proc.started
+
+
+def _set_parent_death_signal(sig: int) -> bool:
+    """Linux: the kernel sends ``sig`` when the parent exits (even by SIGKILL).
+
+    DVC waits for the stage in the thread that started it, so that thread (which is what the
+    kernel watches) outlives the stage."""
+    libc = _libc()
+    return libc is not None and libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc if hasattr(libc, "prctl") else None
+    except OSError:
+        return None
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    if _stopping.is_set():
+        return  # stopping already: let the cleanup finish
+    _stopping.set()
+    threading.Thread(target=_exit_after_grace, daemon=True).start()
+    # os.write, not print: a signal handler may interrupt a print in progress.
+    os.write(2, b"mlci: stopped (the pipeline was stopped); previous outputs left in place\n")
+    raise KeyboardInterrupt
+
+
+def _exit_after_grace() -> None:
+    time.sleep(GRACE_SECONDS)
+    os._exit(128 + signal.SIGTERM)
+
+
+def _watch(proc: _Process) -> None:
+    while _alive(proc):
+        time.sleep(POLL_SECONDS)
+    if not _stopping.is_set():
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def tie_to_pipeline() -> None:
+    """Make this process stop when the pipeline process that started it is gone."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    proc = _pipeline_process()
+    if proc.pid == os.getppid():
+        _set_parent_death_signal(signal.SIGTERM)
+    if not _alive(proc):  # gone before the tie was made
+        os.kill(os.getpid(), signal.SIGTERM)
+    threading.Thread(target=_watch, args=(proc,), daemon=True, name="mlci-run-guard").start()
+
+
+def run_tied(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run(cmd)``, with the child stopped (SIGTERM) when this process dies."""
+    parent = os.getpid()
+    _libc()  # loaded here, not in the forked child
+
+    def tie() -> None:  # in the child, between fork and exec
+        _set_parent_death_signal(signal.SIGTERM)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    # preexec_fn: mlci pr-check starts no threads before this, so it is safe here.
+    return subprocess.run(cmd, preexec_fn=tie, **kwargs)

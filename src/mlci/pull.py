@@ -1,0 +1,138 @@
+"""``mlci pull`` (``make pull``): DVC-tracked data and models from the remote, with honest exits.
+
+``dvc pull --allow-missing`` exits 0 and prints "Everything is up to date." whether the remote
+answers or not and whether it had anything, so a CI step built on it cannot fail. Here:
+
+* exit 0: every output ``dvc.lock`` records is in the workspace (pulled, or already here); or
+  there is nothing to pull yet: no remote configured, or a remote that holds none of them (a new
+  project; the template's default remote, a folder under ``.dvc/``, does not exist in a fresh
+  clone);
+* exit 1: the remote cannot be reached or listed (network, credentials, a missing plugin, a
+  folder outside the repository that is not there), or it holds some of the outputs but not
+  all. ``--allow-missing`` (``make pull ALLOW_MISSING=1``) accepts the latter, for steps that
+  rebuild with ``make run`` next; never an unreachable remote;
+* exit 2: ``params.yaml`` is unsafe for DVC to read (:mod:`mlci.params_file`).
+
+DVC itself reports an unreachable remote as one that lacks every file, so the remote is first
+listed with ``dvc ls-url remote://NAME`` (the remote's own settings and credentials).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlci import params_file
+from mlci.errors import UserError
+
+# Words of a failure to reach a remote, as opposed to a location nothing was written to yet.
+_UNREACHABLE = re.compile(
+    r"connect|resolv|name or service|timed? ?out|unreachable|refused|ssl|certificate|credential"
+    r"|denied|forbidden|unauthori[sz]|expired|token|40[13]\b|requires '|install",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    exit_code: int
+    message: str
+
+
+def _dvc(*args: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(["dvc", *args], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise UserError("`dvc` not found: run this through `make` or `uv run`") from None
+
+
+def _errors(result: subprocess.CompletedProcess[str]) -> str:
+    """DVC's ERROR lines, as one line (its help footer dropped)."""
+    lines = [x[6:].strip() for x in result.stderr.splitlines() if x.startswith("ERROR:")]
+    return " ".join(lines or result.stderr.split()[-40:]) or f"exit code {result.returncode}"
+
+
+def _default_remote() -> tuple[str, str] | None:
+    """(name, url) of the default remote, or None when none is set."""
+    name = _dvc("remote", "default")
+    if name.returncode != 0 or not name.stdout.strip():
+        return None
+    remote = name.stdout.strip()
+    for line in _dvc("remote", "list").stdout.splitlines():
+        fields = line.split()
+        if fields and fields[0] == remote:
+            return remote, fields[1] if len(fields) > 1 else "?"
+    return remote, "?"
+
+
+def _remote_state(name: str, url: str) -> str:
+    """ "ok" (it answers), "absent" (nothing was ever written there) or "unreachable: ..."."""
+    probe = _dvc("ls-url", f"remote://{name}")
+    if probe.returncode == 0:
+        return "ok"
+    error = _errors(probe)
+    if "does not exist" in error and not _UNREACHABLE.search(error):
+        local = "://" not in url
+        inside = local and Path(url).resolve().is_relative_to(Path.cwd().resolve())
+        # A folder outside the repository that is not there: a mount or a path gone wrong.
+        return "absent" if inside or not local else f"unreachable: {error}"
+    return f"unreachable: {error}"
+
+
+def _tracked() -> list[str]:
+    """Every output DVC caches (dvc.lock's and .dvc files'), as recorded, present or not."""
+    listed = _dvc("ls", "--dvc-only", "--recursive", "--json", ".")
+    if listed.returncode != 0:
+        raise UserError(f"`dvc ls` failed: {_errors(listed)}")
+    return sorted(entry["path"] for entry in json.loads(listed.stdout or "[]") if entry["isout"])
+
+
+def _not_in_remote() -> set[str]:
+    status = _dvc("data", "status", "--not-in-remote", "--json")
+    if status.returncode != 0:
+        raise UserError(f"`dvc data status` failed: {_errors(status)}")
+    return set(json.loads(status.stdout or "{}").get("not_in_remote", []))
+
+
+def pull(allow_missing: bool = False) -> Outcome:
+    # `dvc` interpolates params.yaml: an alias bomb there would hang it before anything else.
+    params_file.read_checked(Path("params.yaml"))
+    remote = _default_remote()
+    if remote is None:
+        return Outcome(
+            0,
+            "nothing to pull: no default DVC remote is configured (`dvc remote add -d NAME "
+            "URL`); `make run` builds everything",
+        )
+    name, url = remote
+    where = f"DVC remote {name!r} ({url})"
+    state = _remote_state(name, url)
+    if state.startswith("unreachable"):
+        return Outcome(1, f"{where} cannot be reached or listed: {state.split(': ', 1)[1]}")
+    # Also with an absent remote: what the local cache holds is checked out.
+    pulled = _dvc("pull", "--allow-missing")
+    if pulled.returncode != 0:
+        return Outcome(1, f"dvc pull from {where} failed: {_errors(pulled)}")
+    tracked = _tracked()
+    absent = [p for p in tracked if not Path(p).exists()]
+    if not absent:
+        done = (pulled.stdout.strip().splitlines() or [""])[-1]
+        return Outcome(0, f"pulled ({done}): all {len(tracked)} DVC-tracked outputs are present")
+    held = [] if state == "absent" else [p for p in tracked if p not in _not_in_remote()]
+    if not held:
+        return Outcome(
+            0,
+            f"nothing to pull yet: {where} holds none of the {len(tracked)} outputs dvc.lock "
+            f"records (nothing pushed yet?); `make run` builds {len(absent)} missing",
+        )
+    lacking = f"{where} lacks {len(absent)} of the {len(tracked)} outputs: {', '.join(absent)}"
+    if allow_missing:
+        return Outcome(0, f"{lacking}; `make run` rebuilds them")
+    return Outcome(
+        1,
+        f"{lacking}. Push them where they were built (`dvc push`), or rebuild with `make run` "
+        "(`make pull ALLOW_MISSING=1` accepts this)",
+    )
