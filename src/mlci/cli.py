@@ -251,9 +251,8 @@ def _gate(args: argparse.Namespace) -> int:
 def _pr_check(args: argparse.Namespace) -> int:
     """What the pull-request workflow runs: never stops before the report is written, once
     params.yaml passes (a refused one stops here, before DVC reads it or removes outputs)."""
-    from mlci import history
+    from mlci import history, run_guard
     from mlci.config import load_params
-    from mlci.pipeline import run_guard
     from mlci.review import report
 
     load_params(args.params, estimator=True)
@@ -336,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     if os.environ.get("DVC_STAGE"):  # a stage of `dvc repro`: stop when the pipeline stops
-        from mlci.pipeline import run_guard
+        from mlci import run_guard
 
         run_guard.tie_to_pipeline()
     args = build_parser().parse_args(argv)

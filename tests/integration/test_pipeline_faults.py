@@ -183,6 +183,9 @@ def test_failing_train_stage_keeps_the_last_model(workspace: Path) -> None:
     assert failed.returncode != 0
     assert "Running stage 'train'" in failed.stdout
     assert "supports only 'l2' or None penalties" in failed.stderr
+    # One line naming the setting, not a traceback.
+    assert "error: train: scikit-learn refused to fit LogisticRegression" in failed.stderr
+    assert "train.estimator.params" in failed.stderr and "Traceback" not in failed.stderr
     assert models(workspace) == before
     assert (workspace / "dvc.lock").read_bytes() == lock
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mlci import history
+from mlci import history, run_guard
 from mlci.errors import UserError
 
 SOURCE_LINE = re.compile(r"^(\s+source:)\s*[^#\n]*?(\s*#.*)?$", re.M)
@@ -33,7 +33,8 @@ def set_data_source(text: str, source: str) -> str:
 
 
 def _run(cmd: list[str], what: str) -> str:
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    # Tied: if `mlci retrain` is stopped, its `dvc repro` (and the stages under it) stop too.
+    result = run_guard.run_tied(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise UserError(f"{what} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
     return result.stdout

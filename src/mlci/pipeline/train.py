@@ -9,8 +9,11 @@ release) goes to the git-ignored ``reports/timings.json`` instead.
 from __future__ import annotations
 
 import platform
+import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any
@@ -25,6 +28,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from mlci import artifacts, contract, files, paths
 from mlci.config import Params, TrainConfig
 from mlci.contract import features_and_target
+from mlci.errors import UserError
 from mlci.estimators import build_baseline as _baseline
 from mlci.estimators import build_estimator
 
@@ -68,12 +72,9 @@ def run(params: Params) -> dict[str, Any]:
     X, y = features_and_target(train)
 
     start = time.perf_counter()
-    model = build_pipeline(params.train, params.seed, params.task).fit(X, y)
+    model = fit(build_pipeline(params.train, params.seed, params.task), X, y)
     fit_seconds = time.perf_counter() - start
     baseline = build_baseline(params.train, params.seed, params.task).fit(X, y)
-
-    artifacts.save_model(model, paths.MODEL)
-    artifacts.save_model(baseline, paths.BASELINE)
     meta = {
         "task": params.task,
         "estimator": params.train.estimator.name,
@@ -90,7 +91,12 @@ def run(params: Params) -> dict[str, Any]:
         },
         "skops_trusted": artifacts.TRUSTED,
     }
-    files.write_json(paths.MODEL_META, meta)
+    # The three files are one model: a stop signal waits until all three are replaced, so an
+    # interrupted run never leaves a new model next to the old metadata.
+    with _signals_deferred():
+        artifacts.save_model(model, paths.MODEL)
+        artifacts.save_model(baseline, paths.BASELINE)
+        files.write_json(paths.MODEL_META, meta)
     git_state = _git_state()
     record_run(
         fit_seconds=round(fit_seconds, 4),
@@ -100,6 +106,29 @@ def run(params: Params) -> dict[str, Any]:
         python=platform.python_version(),
     )
     return meta
+
+
+def fit(model: Pipeline, X: pd.DataFrame, y: pd.Series) -> Pipeline:
+    """Fit; scikit-learn's refusal is a user error, not a traceback. Each hyperparameter alone
+    passed its check before the pipeline ran, so this is a combination (a penalty its solver
+    lacks) or what the estimator makes of this data."""
+    try:
+        return model.fit(X, y)
+    except ValueError as err:
+        raise UserError(
+            f"train: scikit-learn refused to fit {type(model[-1]).__name__} with "
+            f"train.estimator.params: {err} (the previous model was kept)"
+        ) from None
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    deferred = {signal.SIGTERM, signal.SIGINT}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, deferred)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def record_run(**facts: Any) -> None:
