@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 import yaml
 
 from mlci.errors import UserError
+
+MD5 = re.compile(r"[0-9a-f]{32}")
 
 
 def git(*args: str) -> str | None:
@@ -90,6 +93,8 @@ def text_digest(text: str | None) -> str | None:
 
 def cached(md5: str, root: Path = Path()) -> Path | None:
     """A file's path in the local DVC cache (DVC 3 layout), if it is there."""
+    if not MD5.fullmatch(md5 or ""):  # a lock file's value is never a path
+        return None
     path = root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
     return path if path.is_file() else None
 

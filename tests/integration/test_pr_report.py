@@ -2,7 +2,8 @@
 
 One base commit (a deliberately middling model, C=0.05) and one branch per scenario: better,
 worse beyond tolerance, equal, data breaking the contract, changed data, a param added, stale
-results, a base with no metrics yet, and a pull-request run on GitHub's merge commit.
+results, a base with no metrics yet, a dropped feature, and a pull-request run on GitHub's
+merge commit. (tests/integration/test_pr_report_tasks.py: the same for a regression project.)
 """
 
 from __future__ import annotations
@@ -236,12 +237,48 @@ def test_base_without_metrics_uses_floors_only(branch) -> None:
     git(repo, "checkout", "-q", "first")
 
     result = run(["mlci", "gate", "--base", "empty-base"], repo)
-    assert "PASSED" in result.stdout
-    assert "the base branch has no metrics yet" in result.stdout
+    assert result.stdout.startswith("PASSED: ")
+    assert "(absolute limits and baseline only)" in result.stdout.splitlines()[0]
+    assert (
+        "note: first pull request: no base results, the gate used absolute limits and the baseline"
+    ) in result.stdout
     run(["mlci", "report", "--base", "empty-base", "--no-images"], repo)
     verdict = json.loads((repo / "reports/pr/verdict.json").read_text())
+    assert verdict["basis"] == "absolute"
     assert not any(c["kind"] == "regression" for c in verdict["checks"])
     assert any(c["kind"] == "minimum" for c in verdict["checks"])
+    assert any(c["kind"] == "baseline" for c in verdict["checks"])
+
+
+def test_dropped_feature_is_reported_not_a_crash(branch) -> None:
+    """The bundled example without body mass: the base model cannot be re-scored on the new
+    test set (it needs the column), so the report says the contract changed and the gate
+    judges on absolute limits and the baseline."""
+    repo = branch("no-mass")
+    schema = repo / "src/project/schema.py"
+    kept = [line for line in schema.read_text().splitlines() if "body_mass_g:" not in line]
+    schema.write_text("\n".join(kept) + "\n")
+    cleaning = repo / "src/project/cleaning.py"
+    text = cleaning.read_text().replace('    "Body Mass (g)": "body_mass_g",\n', "")
+    cleaning.write_text(
+        text.replace('    "Comments",\n]', '    "Comments",\n    "Body Mass (g)",\n]')
+    )
+    run(["dvc", "repro"], repo)
+    commit_all(repo, "no body mass")
+    assert (
+        "body_mass_g" not in json.loads((repo / "reports/validation.json").read_text())["columns"]
+    )
+
+    text, verdict = report(repo, "--no-images")
+    assert "### Data contract changed against base\n\n- feature(s) removed: `body_mass_g`\n" in text
+    assert verdict["basis"] == "absolute"
+    assert verdict["summary"].endswith("(absolute limits and baseline only)")
+    assert not any(c["kind"] == "regression" for c in verdict["checks"])
+    assert {c["kind"] for c in verdict["checks"]} == {"minimum", "maximum", "baseline"}
+    assert metric_row(text, "f1_macro")[3] == "not compared"
+    code, out = gate(repo)
+    assert code == (0 if verdict["passed"] else 1), out
+    assert "Traceback" not in out and "feature(s) removed: `body_mass_g`" in out
 
 
 def test_unknown_base_ref_is_a_clear_error(base_repo: Path) -> None:

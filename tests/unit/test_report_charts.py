@@ -211,6 +211,8 @@ def test_importance_without_base_and_with_many_features() -> None:
 
 
 def test_png_charts_use_only_the_names_the_report_may_link(tmp_path: Path) -> None:
+    """Classification draws curves and importance, regression actual-vs-predicted and
+    importance: together every name the report may link, and nothing else."""
     from mlci.review import charts
     from mlci.review.report import CHART_FILES
     from mlci.review.sides import Side
@@ -219,7 +221,32 @@ def test_png_charts_use_only_the_names_the_report_may_link(tmp_path: Path) -> No
     base.curves, current.curves = curves(3, 1), curves(3, 2)
     current.curves["roc"]['odd: "name" [1]'] = current.curves["roc"].pop("class0")
     current.importance = importance({"x": 0.2, "y": 0.1})
-    drawn = charts.draw(base, current, tmp_path)
-    assert sorted(drawn.values()) == sorted(CHART_FILES)
-    for name in drawn.values():
-        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    drawn = charts.draw(base, current, tmp_path / "classification")
+    assert sorted(drawn.values()) == ["importance.png", "precision_recall.png", "roc.png"]
+
+    rng = np.random.default_rng(0)
+    actual = rng.normal(150, 30, 100)
+    metrics = {"task": "regression", "primary": "r2"}
+    base, current = Side("main", "a" * 40, metrics=metrics), Side("this branch", None, metrics)
+    base.residuals = pd.DataFrame({"actual": actual, "predicted": actual + rng.normal(0, 9, 100)})
+    current.residuals = pd.DataFrame(
+        {"actual": actual, "predicted": actual + rng.normal(0, 5, 100)}
+    )
+    current.importance = importance({"x": 0.9, "y": 0.1})
+    reg = charts.draw(base, current, tmp_path / "regression")
+    assert sorted(reg.values()) == ["actual_vs_predicted.png", "importance.png"]
+
+    assert sorted({*drawn.values(), *reg.values()}) == sorted(CHART_FILES)
+    for folder, names in (("classification", drawn), ("regression", reg)):
+        for name in names.values():
+            assert (tmp_path / folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_importance_names_the_metric_that_dropped() -> None:
+    cur = importance({"age": 1.2, "bmi": 0.7})
+    lines = importance_section(None, cur, metric=mermaid.primary_name({"primary": "r2"}))
+    assert "### Permutation importance (drop in R² when a feature is shuffled)" in lines
+    assert parse_xychart(mermaid_blocks(lines)[0])["plots"] == [("bar", [1.2, 0.7])]
+    assert '"drop in R²"' in mermaid_blocks(lines)[0]
+    assert mermaid.primary_name({"task": "regression"}) == "R²"
+    assert mermaid.primary_name(None) == mermaid.primary_name({"primary": "f1_macro"}) == "macro F1"

@@ -1,4 +1,7 @@
-"""PNG plots for the workflow artifact: base (dashed) against this branch (solid).
+"""PNG plots for the workflow artifact: base (dashed, grey) against this branch (solid, blue).
+
+Classification: ROC and precision-recall curves; regression: actual against predicted; both:
+permutation importance, labelled with the metric whose drop it measures.
 
 The pull-request comment has no image host: it carries the same charts as Mermaid diagrams and
 tables (``mlci.review.mermaid``) and only links these files, which the comment poster turns into
@@ -14,6 +17,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on CI runners
 import matplotlib.pyplot as plt
+import pandas as pd
+
+from mlci.review.mermaid import primary_name
 
 if TYPE_CHECKING:
     from mlci.review.sides import Side
@@ -58,17 +64,49 @@ def _curves(base: Side, current: Side, name: str, path: Path) -> bool:
 def _importance(base: Side, current: Side, path: Path) -> bool:
     if current.importance is None or current.importance.empty:
         return False
+    metric = primary_name(current.metrics)
     cur = current.importance.set_index("feature")["importance"]
     features = list(cur.sort_values().index)
     fig, ax = plt.subplots(figsize=(6, 0.45 * len(features) + 1.2))
     positions = range(len(features))
     ax.barh([p + 0.2 for p in positions], cur.reindex(features), height=0.4, label=current.label)
-    if base.importance is not None:
+    # Another task's importance measured another metric's drop: not set beside this one.
+    if base.importance is not None and primary_name(base.metrics) == metric:
         b = base.importance.set_index("feature")["importance"].reindex(features)
         ax.barh([p - 0.2 for p in positions], b, height=0.4, label=base.label, alpha=0.6)
     ax.set_yticks(list(positions), [str(f) for f in features])
-    ax.set_xlabel("permutation importance (drop in macro F1)")
+    ax.set_xlabel(f"permutation importance (drop in {metric})")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return True
+
+
+def _numeric(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    if frame is None or not {"actual", "predicted"} <= set(frame.columns):
+        return None
+    pts = frame[["actual", "predicted"]].apply(pd.to_numeric, errors="coerce").dropna()
+    return pts if len(pts) else None
+
+
+def _actual_vs_predicted(base: Side, current: Side, path: Path) -> bool:
+    """Regression: one point per test row (residuals.csv), on the diagonal when exact."""
+    cur = _numeric(current.residuals)
+    if cur is None:
+        return False
+    old = _numeric(base.residuals)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    if old is not None:
+        ax.scatter(old["actual"], old["predicted"], s=10, marker="x", c="#9e9e9e", label=base.label)
+    ax.scatter(cur["actual"], cur["predicted"], s=10, c="#1f77b4", label=current.label)
+    both = pd.concat([cur, *([] if old is None else [old])])
+    lo, hi = float(both.min().min()), float(both.max().max())
+    ax.plot([lo, hi], [lo, hi], "k--", linewidth=1, label="predicted = actual")
+    ax.set_xlabel("actual")
+    ax.set_ylabel("predicted")
+    ax.set_title("Actual vs predicted (test set)")
+    ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -86,6 +124,8 @@ def draw(base: Side, current: Side, out_dir: Path) -> dict[str, str]:
         drawn["ROC curves"] = "roc.png"
     if _curves(base, current, "precision_recall", out_dir / "precision_recall.png"):
         drawn["Precision-recall curves"] = "precision_recall.png"
+    if _actual_vs_predicted(base, current, out_dir / "actual_vs_predicted.png"):
+        drawn["Actual vs predicted"] = "actual_vs_predicted.png"
     if _importance(base, current, out_dir / "importance.png"):
         drawn["Feature importance"] = "importance.png"
     return drawn

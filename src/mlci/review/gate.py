@@ -2,7 +2,12 @@
 
 Fails when the results are stale, the data broke the contract, a metric is below its floor (or
 above its ceiling), a metric regressed against the base branch by more than allowed, or the
-model does not beat the baseline. Thresholds come from ``params.yaml`` ``gate:``.
+model does not beat the baseline. Thresholds come from ``params.yaml`` ``gate:``; a metric's
+direction (higher or lower is better) from ``mlci.config.LOWER_IS_BETTER``, so the same checks
+serve classification (accuracy, log loss, ...) and regression (rmse, mae, r2).
+
+Without a base to compare with (no base results yet, or a base whose contract differs), the
+verdict rests on the absolute limits and the baseline only, and says so in its summary.
 """
 
 from __future__ import annotations
@@ -13,6 +18,17 @@ from typing import Any
 from mlci.config import LOWER_IS_BETTER, GateConfig
 
 EPS = 1e-9
+FIRST_PR = "first pull request: no base results, the gate used absolute limits and the baseline"
+ABSOLUTE = "absolute limits and baseline only"
+
+
+def contract_changed(changes: list[str]) -> str:
+    """The note for a base whose data contract differs from this branch's."""
+    return (
+        f"the data contract changed against base ({'; '.join(changes)}): the two models are "
+        "not comparable, so the gate used absolute limits and the baseline, no comparison "
+        "with base"
+    )
 
 
 @dataclass
@@ -32,6 +48,8 @@ class Verdict:
     summary: str
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # "base": compared with the base branch; "absolute": absolute limits and baseline only
+    basis: str = "base"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,10 +66,14 @@ def decide(
     validation: dict[str, Any] | None = None,
     stale: dict[str, list[str]] | None = None,
     notes: list[str] | None = None,
+    absolute: str | None = None,
 ) -> Verdict:
-    """``current``/``base`` are parsed ``reports/metrics.json`` files (``base`` None: no base)."""
+    """``current``/``base`` are parsed ``reports/metrics.json`` files; ``base`` None: nothing
+    to compare with, for the reason ``absolute`` (default: the base has no results yet)."""
     checks: list[Check] = []
     notes = list(notes or [])
+    if not base or "model" not in base:
+        notes.insert(0, absolute or FIRST_PR)
     if stale:
         stages = ", ".join(f"{s} ({'; '.join(r)})" for s, r in stale.items())
         checks.append(
@@ -70,7 +92,7 @@ def decide(
         )
     if not current or "model" not in current:
         checks.append(Check("metrics", None, False, "no metrics for this branch: run `make run`"))
-        return _verdict(checks, notes)
+        return _verdict(checks, notes, base)
 
     model = current["model"]
     for metric, floor in cfg.minimum.items():
@@ -92,8 +114,6 @@ def decide(
             checks.append(
                 _regression(metric, model.get(metric), base["model"].get(metric), allowed)
             )
-    elif cfg.max_regression:
-        notes.append("the base branch has no metrics yet: the gate used the absolute limits only")
     baseline = current.get("baseline", {})
     for metric in cfg.must_beat_baseline:
         value, ref = model.get(metric), baseline.get(metric)
@@ -112,7 +132,7 @@ def decide(
                 ref,
             )
         )
-    return _verdict(checks, notes)
+    return _verdict(checks, notes, base)
 
 
 def _regression(metric: str, value: float | None, base: float | None, allowed: float) -> Check:
@@ -131,14 +151,17 @@ def _regression(metric: str, value: float | None, base: float | None, allowed: f
     return Check("regression", metric, ok, detail, value, allowed, base)
 
 
-def _verdict(checks: list[Check], notes: list[str]) -> Verdict:
+def _verdict(checks: list[Check], notes: list[str], base: dict[str, Any] | None) -> Verdict:
+    compared = bool(base and "model" in base)
     failed = [c for c in checks if not c.passed]
     if failed:
         more = f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""
         summary = f"FAILED: {failed[0].detail}{more}"
     else:
         summary = f"PASSED: all {len(checks)} checks"
-    return Verdict(not failed, summary, checks, notes)
+    if not compared:  # the headline itself says the verdict did not compare with base
+        summary += f" ({ABSOLUTE})"
+    return Verdict(not failed, summary, checks, notes, "base" if compared else "absolute")
 
 
 def _f(v: float | None) -> str:

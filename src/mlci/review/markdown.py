@@ -1,21 +1,32 @@
 """The report as markdown: gate verdict first, then `dvc metrics diff` / `dvc params diff` style
 tables, the data check, slices, charts (Mermaid with their numbers as tables), cost and provenance.
 
+Every section follows the task: classification shows per-class metrics, macro F1 per slice, a
+confusion matrix and ROC / precision-recall curves; regression shows RMSE per slice and the
+residuals. When the base cannot be compared with (first pull request, or a changed contract),
+the report says why near the top and shows base numbers, if any, as "not compared".
+
 The same document is the pull-request comment, which has no image host: the PNG plots are only
 linked (relative links the comment poster points at the run's artifact), never embedded.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import pandas as pd
-
 from mlci import history
 from mlci.config import GATE_METRICS, LOWER_IS_BETTER
-from mlci.review import gate, mermaid
+from mlci.review import gate, mermaid, residuals
 from mlci.review.compare import Comparison
 from mlci.review.mermaid import cell
+from mlci.review.sections import (
+    confusion_section,
+    data_section,
+    delta,
+    num,
+    params_section,
+    slices_section,
+)
+
+NOT_COMPARED = "not compared"
 
 
 def render(c: Comparison, images: dict[str, str] | None = None, run_url: str | None = None) -> str:
@@ -28,12 +39,17 @@ def render(c: Comparison, images: dict[str, str] | None = None, run_url: str | N
         "",
         c.labels.headline(),
     ]
-    parts += [f"> {n}" for n in c.notes]
+    for i, note in enumerate(c.notes):
+        if i:  # a bare ">" between notes: one quoted paragraph each, not one run-on line
+            parts.append(">")
+        parts.append(f"> {note}")
+    parts += _contract_section(c)
     parts += _metrics_section(c)
-    parts += _params_section(c)
-    parts += _data_section(c)
-    parts += _slices_section(c)
-    parts += _confusion_section(c)
+    parts += params_section(c)
+    parts += data_section(c)
+    parts += slices_section(c)
+    parts += confusion_section(c)
+    parts += _residuals_section(c)
     parts += _charts_section(c)
     parts += _plots_section(images or {})
     parts += _cost_section(c)
@@ -41,27 +57,34 @@ def render(c: Comparison, images: dict[str, str] | None = None, run_url: str | N
     return "\n".join(parts) + "\n"
 
 
-def _num(v: Any, digits: int = 4) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
+def _contract_section(c: Comparison) -> list[str]:
+    if not c.contract_changes:
+        return []
+    source = c.base.contract.source
+    out = ["", "### Data contract changed against base", ""]
+    out += [f"- {change}" for change in c.contract_changes]
+    return [
+        *out,
+        "",
+        "The two models do not answer the same question from the same columns, so the gate did "
+        "not compare this branch with base: it used absolute limits and the baseline. Base "
+        f"numbers below are for reference only. (Base facts from: {source}.)",
+    ]
 
 
-def _delta(new: Any, old: Any, lower_better: bool = False, digits: int = 4) -> str:
-    if not isinstance(new, int | float) or not isinstance(old, int | float):
-        return "—"
-    d = new - old
-    if abs(d) < 10 ** -(digits + 1):
-        return "0"
-    better = d < 0 if lower_better else d > 0
-    return f"{d:+.{digits}f} ({'better' if better else 'worse'})"
+def shown_base_metrics(c: Comparison) -> tuple[dict, bool]:
+    """(base model metrics to show, whether the gate compared them): base numbers the gate did
+    not use are still shown for the same task, marked as not compared."""
+    if c.base_metrics:
+        return c.base_metrics.get("model", {}), True
+    if c.base.metrics and c.base.task == c.task:
+        return c.base.metrics.get("model", {}), False
+    return {}, False
 
 
 def _metrics_section(c: Comparison) -> list[str]:
     cur = (c.current.metrics or {}).get("model", {})
-    base = (c.base_metrics or {}).get("model", {})
+    base, compared = shown_base_metrics(c)
     checks: dict[str, list[gate.Check]] = {}
     for chk in c.verdict.checks:
         if chk.metric:
@@ -73,18 +96,18 @@ def _metrics_section(c: Comparison) -> list[str]:
         "| metric | base | this branch | change | gate |",
         "|---|---:|---:|---:|:---:|",
     ]
-    task = (c.current.metrics or {}).get("task", "classification")
+    task = c.task
     for m in GATE_METRICS.get(task, GATE_METRICS["classification"]):
         marks = checks.get(m, [])
         gate_mark = "" if not marks else ("✅" if all(x.passed for x in marks) else "❌")
-        out.append(
-            f"| {m} | {_num(base.get(m))} | {_num(cur.get(m))} | "
-            f"{_delta(cur.get(m), base.get(m), m in LOWER_IS_BETTER)} | {gate_mark} |"
-        )
+        change = delta(cur.get(m), base.get(m), m in LOWER_IS_BETTER)
+        if not compared and base.get(m) is not None:
+            change = NOT_COMPARED
+        out.append(f"| {m} | {num(base.get(m))} | {num(cur.get(m))} | {change} | {gate_mark} |")
     baseline = (c.current.metrics or {}).get("baseline", {})
     if baseline:
-        names = ("f1_macro", "log_loss") if task == "classification" else ("rmse", "r2")
-        shown = ", ".join(f"{m} {_num(baseline.get(m))}" for m in names)
+        names = ("f1_macro", "log_loss") if task == "classification" else GATE_METRICS[task]
+        shown = ", ".join(f"{m} {num(baseline.get(m))}" for m in names)
         out += ["", f"Baseline model on this branch: {shown}."]
     out += ["", f"<details><summary>All gate checks ({len(c.verdict.checks)})</summary>", ""]
     out += ["| check | result | detail |", "|---|:---:|---|"]
@@ -103,146 +126,23 @@ def _metrics_section(c: Comparison) -> list[str]:
         for cls, m in per_class_cur.items():
             b = per_class_base.get(cls, {})
             out.append(
-                f"| {cell(cls)} | {_num(m.get('precision'))} | {_num(m.get('recall'))} | "
-                f"{_num(b.get('precision'))} | {_num(b.get('recall'))} |"
+                f"| {cell(cls)} | {num(m.get('precision'))} | {num(m.get('recall'))} | "
+                f"{num(b.get('precision'))} | {num(b.get('recall'))} |"
             )
         out += ["", "</details>"]
     return out
 
 
-def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict):
-        return {prefix: d} if prefix else {}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, key))
-        else:
-            out[key] = v
-    return out
-
-
-def params_diff(base: dict | None, current: dict | None) -> list[tuple[str, Any, Any]]:
-    b, c = flatten(base or {}), flatten(current or {})
-    missing = object()
-    rows = []
-    for key in sorted(set(b) | set(c)):
-        old, new = b.get(key, missing), c.get(key, missing)
-        if old != new:
-            rows.append((key, None if old is missing else old, None if new is missing else new))
-    return rows
-
-
-def _params_section(c: Comparison) -> list[str]:
-    rows = params_diff(c.base.params, c.current.params)
-    out = ["", "### Params", ""]
-    if not rows:
-        return [*out, "No parameter changed."]
-    out += ["| param | base | this branch |", "|---|---|---|"]
-    for key, old, new in rows:
-        old_s = "*(absent)*" if old is None else f"`{old}`"
-        new_s = "*(removed)*" if new is None else f"`{new}`"
-        out.append(f"| `{key}` | {old_s} | {new_s} |")
-    return out
-
-
-def _balance(validation: dict | None) -> str:
-    counts = (validation or {}).get("target_counts") or {}
-    total = sum(counts.values())
-    if not total:
-        return "—"
-    return ", ".join(f"{k} {v / total:.1%}" for k, v in counts.items())
-
-
-def _data_section(c: Comparison) -> list[str]:
-    bi, ci = c.base.ingest or {}, c.current.ingest or {}
-    changed = bi.get("source_sha256") != ci.get("source_sha256") or bi.get("source") != ci.get(
-        "source"
+def _residuals_section(c: Comparison) -> list[str]:
+    rev = c.labels
+    test_rows = (c.current.metrics or {}).get("test_rows")
+    return residuals.section(
+        c.base.residuals,
+        c.current.residuals,
+        rev.base.markdown(),
+        rev.head.markdown(),
+        test_rows if isinstance(test_rows, int) else None,
     )
-    out = [
-        "",
-        "### Data",
-        "",
-        f"Data {'**changed**' if changed else 'unchanged'} against base.",
-        "",
-        "| | base | this branch |",
-        "|---|---|---|",
-        f"| source | `{bi.get('source', '—')}` | `{ci.get('source', '—')}` |",
-        f"| sha256 | `{(bi.get('source_sha256') or '—')[:16]}` | "
-        f"`{(ci.get('source_sha256') or '—')[:16]}` |",
-        f"| rows read → kept | {bi.get('rows_read', '—')} → {bi.get('rows_out', '—')} | "
-        f"{ci.get('rows_read', '—')} → {ci.get('rows_out', '—')} |",
-        f"| class balance | {_balance(c.base.validation)} | {_balance(c.current.validation)} |",
-        "",
-    ]
-    v = c.current.validation
-    if v is None:
-        out.append("Data contract: no validation report (the pipeline did not reach validate).")
-    elif v.get("valid"):
-        out.append(f"Data contract: ✅ passed ({v.get('rows')} rows).")
-    else:
-        from mlci.findings import summary_markdown
-
-        out.append(summary_markdown(v).replace("**Data contract: FAILED**", "Data contract: ❌"))
-    return out
-
-
-def _slices_section(c: Comparison) -> list[str]:
-    cur, base = c.current.slices or {}, c.base.slices or {}
-    if not cur:
-        return []
-    out = ["", "### Slices (macro F1 per value)", ""]
-    worst = min(
-        ((col, val, m["f1_macro"]) for col, vals in cur.items() for val, m in vals.items()),
-        key=lambda t: t[2],
-        default=None,
-    )
-    if worst:
-        out += [
-            f"Worst slice: **{cell(worst[0])} = {cell(worst[1])}** (macro F1 {worst[2]:.4f}).",
-            "",
-        ]
-    out += ["| slice | n | base | this branch | change |", "|---|---:|---:|---:|---:|"]
-    for col, vals in cur.items():
-        for val, m in vals.items():
-            b = base.get(col, {}).get(val, {})
-            name = f"{cell(col)} = {cell(val)}"
-            if worst and (col, val) == worst[:2]:
-                name = f"**{name}** ⚠️"
-            out.append(
-                f"| {name} | {m['n']} | {_num(b.get('f1_macro'))} | {_num(m['f1_macro'])} | "
-                f"{_delta(m['f1_macro'], b.get('f1_macro'))} |"
-            )
-    return out
-
-
-def confusion_table(df: pd.DataFrame) -> list[str]:
-    labels = sorted(set(df["actual"].astype(str)) | set(df["predicted"].astype(str)))
-    table = pd.crosstab(df["actual"].astype(str), df["predicted"].astype(str)).reindex(
-        index=labels, columns=labels, fill_value=0
-    )
-    out = ["| actual \\ predicted | " + " | ".join(cell(x) for x in labels) + " |"]
-    out.append("|---|" + "---:|" * len(labels))
-    for a in labels:
-        cells = [f"**{table.loc[a, p]}**" if a == p else str(table.loc[a, p]) for p in labels]
-        out.append(f"| {cell(a)} | " + " | ".join(cells) + " |")
-    return out
-
-
-def _confusion_section(c: Comparison) -> list[str]:
-    if c.current.confusion is None:
-        return []
-    out = [
-        "",
-        "### Confusion matrix (this branch, test set)",
-        "",
-        *confusion_table(c.current.confusion),
-    ]
-    if c.base.confusion is not None:
-        out += ["", "<details><summary>Base</summary>", "", *confusion_table(c.base.confusion)]
-        out += ["", "</details>"]
-    return out
 
 
 def _charts_section(c: Comparison) -> list[str]:
@@ -253,7 +153,12 @@ def _charts_section(c: Comparison) -> list[str]:
         out += mermaid.curve_section(
             kind, c.base.curves.get(kind, {}), c.current.curves.get(kind, {}), base_name, head_name
         )
-    out += mermaid.importance_section(c.base.importance, c.current.importance, base_name, head_name)
+    metric = mermaid.primary_name(c.current.metrics)
+    # Another task's importance measured the drop of another metric: not drawn beside this one.
+    same = mermaid.primary_name(c.base.metrics) == metric
+    out += mermaid.importance_section(
+        c.base.importance if same else None, c.current.importance, base_name, head_name, metric
+    )
     return out
 
 
@@ -276,8 +181,8 @@ def _cost_section(c: Comparison) -> list[str]:
     out = ["", "### Cost", "", "| | base | this branch | change |", "|---|---:|---:|---:|"]
     for label, key, lower, digits in rows:
         out.append(
-            f"| {label} | {_num(base.get(key), digits)} | {_num(cur.get(key), digits)} | "
-            f"{_delta(cur.get(key), base.get(key), lower, digits)} |"
+            f"| {label} | {num(base.get(key), digits)} | {num(cur.get(key), digits)} | "
+            f"{delta(cur.get(key), base.get(key), lower, digits)} |"
         )
     out += [
         "",

@@ -28,6 +28,8 @@ GRID_POINTS = 21  # curves are sampled every 0.05 of their x axis
 MAX_CLASSES = 6  # curve charts per curve kind; the rest only get their area in the table
 MAX_FEATURES = 15
 MAX_LABEL = 40
+# What permutation importance measures the drop of, by the metrics file's "primary" metric.
+PRIMARY_NAMES = {"f1_macro": "macro F1", "r2": "R²"}
 
 # kind: (x column, y column, heading, x axis label, y axis label, summary name)
 KINDS = {
@@ -174,7 +176,8 @@ def xychart(
     return [*lines, "```"]
 
 
-def _named(side: str, commit: str) -> str:
+def named(side: str, commit: str) -> str:
+    """A side's name in a caption, with its commit when known."""
     return f"{side} {commit}" if commit else side
 
 
@@ -227,8 +230,8 @@ def curve_section(
         columns += [(f"{cell(cls)} base", b), (f"{cell(cls)} this branch", a)]
     out += [
         "",
-        f"Grey line: {_named('base', base_name)}; "
-        f"blue line: {_named('this branch', head_name)}. "
+        f"Grey line: {named('base', base_name)}; "
+        f"blue line: {named('this branch', head_name)}. "
         f"Sampled every {1 / (GRID_POINTS - 1):.2f} of the {x_axis}"
         + (" (precision: the best at that recall or more)." if kind == "precision_recall" else "."),
     ]
@@ -254,13 +257,23 @@ def _importance(frame: pd.DataFrame | None) -> pd.Series | None:
     return pd.Series(values.to_numpy(), index=frame["feature"].astype(str)).dropna()
 
 
+def primary_name(metrics: dict | None) -> str:
+    """The metric whose drop permutation importance measured ("macro F1", "R²")."""
+    primary = (metrics or {}).get("primary")
+    if primary is None and (metrics or {}).get("task") == "regression":
+        primary = "r2"
+    return PRIMARY_NAMES.get(str(primary or "f1_macro"), str(primary))
+
+
 def importance_section(
     base: pd.DataFrame | None,
     current: pd.DataFrame | None,
     base_name: str = "",
     head_name: str = "",
+    metric: str = "macro F1",
 ) -> list[str]:
-    """Permutation importance: bars for this branch (blue), a line for base (grey), and a table."""
+    """Permutation importance: bars for this branch (blue), a line for base (grey), and a table.
+    ``metric``: what a shuffled feature makes drop (the task's primary metric)."""
     cur, old = _importance(current), _importance(base)
     if cur is None or cur.empty:
         return []
@@ -276,19 +289,19 @@ def importance_section(
     if line is not None:
         plots.append(("line", line))
         colours.append(BASE_COLOUR)
-    out = ["", "### Permutation importance (drop in macro F1 when a feature is shuffled)", ""]
+    out = ["", f"### Permutation importance (drop in {metric} when a feature is shuffled)", ""]
     out += xychart(
         plots,
         colours,
         "feature",
-        "drop in macro F1",
+        f"drop in {metric}",
         (0.0, top),
         x_bands=shown,
         horizontal=True,
         size=(560, 60 + 32 * len(shown)),
     )
-    caption = f"Blue bars: {_named('this branch', head_name)}"
-    caption += f"; grey line: {_named('base', base_name)}." if line is not None else "."
+    caption = f"Blue bars: {named('this branch', head_name)}"
+    caption += f"; grey line: {named('base', base_name)}." if line is not None else "."
     if any(float(cur[f]) < 0 for f in shown) or (line and any(float(old[f]) < 0 for f in shown)):
         caption += " Negative importances (noise) are drawn as 0; the table has the values."
     out += ["", caption]

@@ -9,9 +9,11 @@ PNGs are only linked, each listed in ``pr.json``'s ``attachments``.
 The work is split by responsibility:
 
 * :mod:`mlci.review.sides`: read each side's results (working tree, or ``git show`` of the base);
+* :mod:`mlci.review.contracts`: what each side's model was trained on, and what changed;
 * :mod:`mlci.review.compare`: compare them and decide the gate (:func:`compare`);
 * :mod:`mlci.review.revisions`: which commits to name, and their links;
-* :mod:`mlci.review.markdown` and :mod:`mlci.review.mermaid`: the document and its charts;
+* :mod:`mlci.review.markdown` (with :mod:`~mlci.review.sections`): the document;
+  :mod:`mlci.review.mermaid` and :mod:`mlci.review.residuals`: its charts;
 * :mod:`mlci.review.charts`: the PNG plots for the artifact;
 * this module: write the files.
 """
@@ -30,7 +32,8 @@ from mlci.review.revisions import SHA
 __all__ = ["OUT_DIR", "attachments", "compare", "write", "write_pr_info"]
 
 OUT_DIR = Path("reports/pr")
-CHART_FILES = ("roc.png", "precision_recall.png", "importance.png")  # = charts.FILES
+# Every PNG charts.draw may write (by task), so none from an earlier run is left behind.
+CHART_FILES = ("roc.png", "precision_recall.png", "actual_vs_predicted.png", "importance.png")
 
 
 def attachments(out_dir: Path) -> list[str]:
