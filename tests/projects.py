@@ -145,12 +145,14 @@ GATE = {
         "maximum": {},
         "max_regression": {"accuracy": 0.01, "f1_macro": 0.01, "log_loss": 0.05},
         "must_beat_baseline": ["f1_macro", "log_loss"],
+        "baseline_margin": {"f1_macro": 0.05},
     },
     "regression": {
         "minimum": {},
         "maximum": {},
         "max_regression": {"r2": 0.01},
         "must_beat_baseline": ["rmse", "mae", "r2"],
+        "baseline_margin": {"r2": 0.05},
     },
 }
 ESTIMATOR = {

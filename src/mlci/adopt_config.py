@@ -29,6 +29,9 @@ MUST_BEAT = {
     "classification": ["balanced_accuracy", "f1_macro", "log_loss"],
     "regression": ["rmse", "mae", "r2"],
 }
+# A model trained on shuffled labels still edges past the baseline by chance; these unitless
+# margins (the baseline scores about 1/classes and 0) make it fail the gate from the first PR.
+BASELINE_MARGIN = {"classification": {"balanced_accuracy": 0.05}, "regression": {"r2": 0.05}}
 
 
 def _flow(items: list[str]) -> CommentedSeq:
@@ -110,6 +113,13 @@ def edit_params(text: str, plan: Plan, source: str, settings: list[str]) -> str:
             "rmse, mae: in the target's units: add the rise you accept", "r2"
         )
     gate["max_regression"] = regression
+    margin = gate.get("baseline_margin")
+    if isinstance(margin, CommentedMap):  # in place: the comments stay where they are
+        for key in list(margin):
+            del margin[key]
+        margin.update(BASELINE_MARGIN[task])
+    else:
+        gate["baseline_margin"] = CommentedMap(BASELINE_MARGIN[task])
     gate["must_beat_baseline"] = _flow(MUST_BEAT[task])
     settings.append("gate: no floors yet (the first run sets the baseline)")
 

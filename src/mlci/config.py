@@ -111,6 +111,8 @@ class GateConfig(_Strict):
     maximum: dict[GateMetric, float] = Field(default_factory=dict)
     max_regression: dict[GateMetric, Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
     must_beat_baseline: list[GateMetric] = Field(default_factory=list)
+    # How much better than the baseline, per metric of must_beat_baseline (default 0: better).
+    baseline_margin: dict[GateMetric, Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _directions(self) -> GateConfig:
@@ -120,6 +122,9 @@ class GateConfig(_Strict):
             raise ValueError(f"{wrong_min}: lower is better, so set a `maximum`, not a `minimum`")
         if wrong_max:
             raise ValueError(f"{wrong_max}: higher is better, so set a `minimum`, not a `maximum`")
+        unused = sorted(set(self.baseline_margin) - set(self.must_beat_baseline))
+        if unused:
+            raise ValueError(f"baseline_margin: {unused} not in must_beat_baseline")
         return self
 
     def metrics(self) -> set[str]:
@@ -128,6 +133,7 @@ class GateConfig(_Strict):
             *self.maximum,
             *self.max_regression,
             *self.must_beat_baseline,
+            *self.baseline_margin,
         }
 
 

@@ -60,6 +60,20 @@ def test_a_model_no_better_than_the_baseline_fails() -> None:
     assert failed(verdict) == {("baseline", "rmse"), ("baseline", "mae"), ("baseline", "r2")}
 
 
+def test_a_model_that_edges_past_the_baseline_by_chance_fails_the_margin() -> None:
+    """The shuffled-labels case: R² 0.02 against the mean's -0.01 is 'better', not useful."""
+    shuffled = with_model(rmse=35.5, mae=29.8, r2=0.02)
+    plain = GateConfig(must_beat_baseline=["r2"])
+    assert gate.decide(plain, shuffled, None).passed
+    margin = GateConfig(must_beat_baseline=["r2"], baseline_margin={"r2": 0.05})
+    verdict = gate.decide(margin, shuffled, None)
+    assert failed(verdict) == {("baseline", "r2")}
+    assert "by more than 0.05" in verdict.summary
+    assert gate.decide(margin, REGRESSION, None).passed  # a real model clears it easily
+    lower = GateConfig(must_beat_baseline=["rmse"], baseline_margin={"rmse": 1.0})
+    assert not gate.decide(lower, with_model(rmse=35.5), None).passed  # 0.5 better, not 1.0
+
+
 def test_without_a_base_the_verdict_says_it_used_absolute_limits_only() -> None:
     verdict = gate.decide(CFG, REGRESSION, None)
     assert verdict.passed and verdict.basis == "absolute"

@@ -117,17 +117,25 @@ def decide(
     baseline = current.get("baseline", {})
     for metric in cfg.must_beat_baseline:
         value, ref = model.get(metric), baseline.get(metric)
+        # A model that learned nothing (shuffled labels) still edges past the baseline by
+        # chance: `baseline_margin` is how much better it must be.
+        margin = cfg.baseline_margin.get(metric, 0.0)
         better = (
             value is not None
             and ref is not None
-            and (value < ref - EPS if metric in LOWER_IS_BETTER else value > ref + EPS)
+            and (
+                value < ref - margin - EPS
+                if metric in LOWER_IS_BETTER
+                else value > ref + margin + EPS
+            )
         )
+        by = f", by more than {margin:g}" if margin else ""
         checks.append(
             Check(
                 "baseline",
                 metric,
                 better,
-                f"{metric} {_f(value)} vs baseline {_f(ref)}",
+                f"{metric} {_f(value)} vs baseline {_f(ref)}{by}",
                 value,
                 ref,
             )
