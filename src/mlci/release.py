@@ -3,7 +3,8 @@
 * ``verify``: the tag is ``vX.Y.Z``, points at a commit on the default branch, its ``dvc.lock``
   is up to date, and its committed metrics pass the gate. Otherwise nothing is built.
 * ``smoke``: a running service (the image under test, or ``make serve``) answers ``/readyz``,
-  a valid request with a known label and an invalid one with a 4xx naming the field.
+  a valid request (built from the contract) with a known label and its probabilities, or for
+  regression a finite number, and an invalid one with a 4xx naming the field.
 * ``model_card``: the GitHub Release notes: metrics, slices, data digest, params, image digest,
   how to verify the signature and how to roll back.
 """
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -81,15 +83,48 @@ def _github_outputs(values: dict[str, str]) -> None:
 
 
 def example_record() -> dict[str, Any]:
-    """A valid request record built from the contract: mid-range numbers, first category."""
-    record: dict[str, Any] = {}
-    for f in contract.spec().features:
-        if f.kind == "categorical":
-            record[f.name] = f.categories[0]
-        else:
-            lo, hi = f.minimum or 0.0, f.maximum or (f.minimum or 0.0) + 1.0
-            record[f.name] = round((lo + hi) / 2, 3)
-    return record
+    """A valid request record built from the contract: mid-range numbers, first category (any
+    text for an open categorical feature)."""
+    from mlci.serving.api_models import example_record as from_contract
+
+    return from_contract(contract.spec())
+
+
+def invalid_field() -> tuple[str, Any]:
+    """A field of the contract and a value the service must refuse with a 4xx naming it: text
+    for a number, an unknown category for a closed set, a number for an open set."""
+    spec = contract.spec()
+    if spec.numeric:
+        return spec.numeric[0], "not-a-number"
+    closed = [f.name for f in spec.features if f.kind == "categorical" and f.categories]
+    if closed:
+        return closed[0], "not-a-category"
+    return spec.features[0].name, 12345
+
+
+def check_answer(body: str) -> str:
+    """What a valid answer showed, per task; raises UserError when it is not one."""
+    spec = contract.spec()
+    try:
+        (pred,) = json.loads(body)["predictions"]
+        if not isinstance(pred, dict):
+            raise TypeError("a prediction is not an object")
+    except (ValueError, KeyError, TypeError) as err:
+        raise UserError(f"valid request: not one prediction ({err}): {body[:300]}") from None
+    if spec.task == "regression":
+        value = pred.get("prediction")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise UserError(f"valid request: no numeric prediction in the answer: {body[:300]}")
+        if not math.isfinite(value):
+            raise UserError(f"valid request: the prediction is not finite: {body[:300]}")
+        return f"valid record answered 200 with a numeric prediction ({value:.6g})"
+    proba = pred.get("probabilities")
+    if pred.get("label") not in spec.classes or not isinstance(proba, dict):
+        raise UserError(f"valid request: no known class label in the answer: {body[:300]}")
+    numbers = all(isinstance(p, int | float) for p in proba.values())
+    if set(proba) != set(spec.classes) or not numbers or abs(sum(proba.values()) - 1) > 1e-6:
+        raise UserError(f"valid request: probabilities are not one per class: {body[:300]}")
+    return "valid record answered 200 with a known label"
 
 
 def _request(url: str, body: Any | None = None, timeout: float = 10) -> tuple[int, str]:
@@ -128,20 +163,16 @@ def smoke(base_url: str, wait_seconds: float = 120) -> list[str]:
     status, body = _request(f"{base_url}/predict", {"records": [example_record()]})
     if status != 200:
         raise UserError(f"valid request: expected 200, got {status}: {body[:300]}")
-    text = json.dumps(json.loads(body))
-    if not any(f'"{label}"' in text for label in contract.spec().classes):
-        raise UserError(f"valid request: no known class label in the answer: {body[:300]}")
-    done.append("valid record answered 200 with a known label")
+    done.append(check_answer(body))
 
-    bad = example_record()
-    numeric = contract.spec().numeric[0]
-    bad[numeric] = "not-a-number"
+    field, value = invalid_field()
+    bad = {**example_record(), field: value}
     status, body = _request(f"{base_url}/predict", {"records": [bad]})
-    if not 400 <= status < 500 or numeric not in body:
+    if not 400 <= status < 500 or field not in body:
         raise UserError(
-            f"invalid request: expected a 4xx naming {numeric!r}, got {status}: {body[:300]}"
+            f"invalid request: expected a 4xx naming {field!r}, got {status}: {body[:300]}"
         )
-    done.append(f"invalid record answered {status} naming {numeric!r}")
+    done.append(f"invalid record answered {status} naming {field!r}")
     return done
 
 

@@ -207,6 +207,10 @@ def test_readyz_predict_and_an_invalid_request(server: dict) -> None:
     metrics = http("GET", f"{url}/metrics")[1]
     assert "mlci_predictions_total{" in metrics
     assert "mlci_prediction_log_written_total" in metrics
+    assert "mlci_fast_path_enabled{" in metrics  # the example's model is compiled: 1
+    assert any(
+        x.startswith("mlci_fast_path_enabled{") and x.endswith(" 1.0") for x in metrics.splitlines()
+    )
 
 
 def test_service_counters_on_metrics_across_worker_processes(server: dict, packaged: dict) -> None:

@@ -162,6 +162,20 @@ def test_values_at_the_contract_bounds_are_accepted(client: TestClient) -> None:
     assert post(client, {"records": records}).status_code == 200
 
 
+def test_the_rows_key_may_be_sent_and_is_not_a_feature(client: TestClient) -> None:
+    """The contract's ID column (the table's key) is optional in a record: a row can be sent as
+    it is. The model never reads it, so it changes nothing."""
+    key = SPEC.id_column
+    assert key
+    plain = post(client, {"records": [good_record()]}).json()["predictions"]
+    keyed = post(client, {"records": [{**good_record(), key: "PAL0708-42"}]})
+    assert keyed.status_code == 200, keyed.text
+    assert keyed.json()["predictions"] == plain
+    assert_names(post(client, {"records": [{**good_record(), key: 7}]}), "records", 0, key)
+    assert_names(post(client, {"records": [{**good_record(), key: "k" * 257}]}), "records", 0, key)
+    assert_names(post(client, {"records": [{**good_record(), key: None}]}), "records", 0, key)
+
+
 def test_missing_and_null_optional_fields(client: TestClient) -> None:
     records = []
     for f in NULLABLE:
@@ -305,8 +319,12 @@ def test_health_metrics_and_docs(client: TestClient) -> None:
     detail = op["responses"]["400"]["content"]["application/json"]["schema"]["properties"]
     assert detail["detail"]["type"] == "array"
     record = docs["components"]["schemas"]["Record"]
-    assert set(record["properties"]) == set(SPEC.feature_names)
+    assert set(record["properties"]) == {*SPEC.feature_names, SPEC.id_column}
     assert record["additionalProperties"] is False
+    # The compiled fast path serves the example's model (the log would say why not).
+    assert "mlci_fast_path_enabled" in metrics
+    gauge = [x for x in metrics.splitlines() if x.startswith("mlci_fast_path_enabled{")]
+    assert gauge and all(x.endswith(" 1.0") for x in gauge), gauge
 
 
 def _counter(text: str, name: str) -> float:

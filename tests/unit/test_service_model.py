@@ -134,11 +134,49 @@ def test_unknown_preprocessing_falls_back_to_the_pipeline(data: dict[str, Any]) 
     np.testing.assert_allclose(predictor.predict_proba(records), offline, rtol=0, atol=ATOL)
 
 
+def test_a_compiled_path_that_disagrees_with_the_pipeline_is_not_used(
+    data: dict[str, Any], monkeypatch
+) -> None:
+    """The start-up proof: a compiler that misreads a model (simulated: a coefficient off by
+    1e-6) must not serve; the pipeline does, and the predictor says why."""
+    from mlci.serving import predictor as predictor_module
+    from mlci.serving.compiled import compile_estimator
+
+    def misread(estimator: Any) -> Any:
+        compiled = compile_estimator(estimator)
+        compiled.coef_t[0, 0] += 1e-6
+        return compiled
+
+    monkeypatch.setattr(predictor_module, "compile_estimator", misread)
+    predictor = Predictor(data["model"], "v1")
+    assert predictor.mode == "sklearn" and not predictor.fast_path
+    assert "differs from the pipeline" in (predictor.fallback_reason or "")
+    records = records_of(data["test"])
+    np.testing.assert_allclose(
+        predictor.predict_proba(records), predictor.reference_proba(records), rtol=0, atol=0
+    )
+
+
+def test_the_probe_covers_every_category_unseen_values_and_gaps(data: dict[str, Any]) -> None:
+    from mlci.serving.compiled import UNSEEN
+
+    predictor = Predictor(data["model"], "v1")
+    probes = predictor.probe_records()
+    for f in contract.spec().features:
+        seen = {r[f.name] for r in probes}
+        if f.kind == "categorical":
+            assert set(f.categories) | {UNSEEN} <= seen, f.name
+        else:
+            assert {f.minimum, f.maximum} <= seen, f.name
+        assert (None in seen) == f.nullable, f.name
+
+
 def test_fast_path_can_be_switched_off(data: dict[str, Any], tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "model.skops"
     artifacts.save_model(data["model"], path)
     monkeypatch.setenv("MLCI_SERVING_FAST_PATH", "0")
-    assert Predictor.load(path, "v").mode == "sklearn"
+    off = Predictor.load(path, "v")
+    assert off.mode == "sklearn" and "MLCI_SERVING_FAST_PATH=0" in (off.fallback_reason or "")
     monkeypatch.delenv("MLCI_SERVING_FAST_PATH")
     assert Predictor.load(path, "v").mode == "compiled"
 
@@ -166,7 +204,8 @@ def test_request_model_is_derived_from_the_contract() -> None:
     assert schema["additionalProperties"] is False
     record = schema["$defs"]["Record"]
     assert record["additionalProperties"] is False
-    assert list(record["properties"]) == spec.feature_names
+    # Every feature, then the table's key: optional, never read by the model.
+    assert list(record["properties"]) == [*spec.feature_names, spec.id_column]
     assert set(record.get("required", [])) == {f.name for f in spec.features if not f.nullable}
     for f in spec.features:
         prop = record["properties"][f.name]

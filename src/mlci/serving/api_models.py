@@ -1,10 +1,14 @@
 """The HTTP API's data models, derived from the data contract (``mlci.contract.spec()``).
 
 * :func:`record_model`: one input row: every contract feature with its type, range, allowed
-  categories and nullability; strict types, unknown fields rejected.
+  categories (or, for an open categorical feature, any text up to :data:`MAX_TEXT` characters)
+  and nullability, plus the contract's ID column if it has one (optional, not used by the
+  model); strict types, unknown fields rejected.
 * :func:`request_model` / :func:`records_field`: the body of ``/predict`` and ``/predict_batch``,
   ``{"records": [Record, ...]}`` with 1 to :data:`MAX_RECORDS` records.
-* :class:`PredictResponse`, :class:`Prediction`, :class:`BatchPrediction`: the answers.
+* :func:`response_models`: the answers for the contract's task: :class:`PredictResponse` of
+  :class:`Prediction` (label, probabilities) for classification, :class:`ValueResponse` of
+  :class:`ValuePrediction` (a number) for regression; the ``Batch*`` items of ``/predict_batch``.
 
 No web framework and no model here: the service, the benchmark and the tests share these.
 Change a feature in the contract and the request model (and ``/docs.json``) follows.
@@ -15,7 +19,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Annotated, Any, Literal, NotRequired, Required
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 from typing_extensions import TypedDict
 
 from mlci import contract
@@ -23,15 +27,26 @@ from mlci import contract
 # Upper bound on records per request: a request this size is parsed, predicted and logged in a
 # few tens of milliseconds; anything larger belongs in an offline batch job.
 MAX_RECORDS = 10_000
+# Longest text accepted for an open categorical feature or the ID (a postcode, a product code,
+# a key): enough for any code, short enough that a record stays small.
+MAX_TEXT = 256
+# The example value of an open categorical feature in /docs.json (any text is valid).
+OPEN_EXAMPLE = "example"
+_TEXT = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
 
 
-def _example_record(spec: contract.Spec) -> dict[str, Any]:
+def example_record(spec: contract.Spec | None = None) -> dict[str, Any]:
+    """A valid record of the contract: mid-range numbers, the first allowed category (any text
+    for an open set). The service's documented example and the release smoke test's request."""
+    spec = spec or contract.spec()
     example: dict[str, Any] = {}
     for f in spec.features:
         if f.kind == "categorical":
-            example[f.name] = f.categories[0]
+            example[f.name] = f.categories[0] if f.categories else OPEN_EXAMPLE
         elif f.minimum is not None and f.maximum is not None:
-            example[f.name] = round((f.minimum + f.maximum) / 2, 1)
+            mid = (f.minimum + f.maximum) / 2
+            short = round(mid, 3)  # readable, unless rounding leaves a narrow range
+            example[f.name] = short if f.minimum <= short <= f.maximum else mid
         else:
             example[f.name] = f.minimum if f.minimum is not None else (f.maximum or 0.0)
     return example
@@ -51,9 +66,12 @@ def record_model() -> Any:
     spec = contract.spec()
     fields: dict[str, Any] = {}
     for f in spec.features:
-        if f.kind == "categorical":
+        if f.kind == "categorical" and f.categories:
             typ: Any = Literal[f.categories]
             desc = f"one of {', '.join(f.categories)}"
+        elif f.kind == "categorical":  # an open set: any code, unseen ones share one column
+            typ = _TEXT
+            desc = f"text, 1 to {MAX_TEXT} characters (any value)"
         else:
             typ = Annotated[float, Field(ge=f.minimum, le=f.maximum, allow_inf_nan=False)]
             desc = f"number in [{f.minimum}, {f.maximum}]"
@@ -63,12 +81,18 @@ def record_model() -> Any:
             ]
         else:
             fields[f.name] = Required[Annotated[typ, Field(description=desc)]]
+    if spec.id_column and spec.id_column not in fields:
+        # A row of the table may be sent as it is, key included; the model never reads it.
+        # Text, as the pipeline reads the key (``contract.string_columns``).
+        fields[spec.id_column] = NotRequired[
+            Annotated[_TEXT, Field(description="the row's key (optional; not used by the model)")]
+        ]
     record = TypedDict("Record", fields)  # type: ignore[misc]
     record.__pydantic_config__ = ConfigDict(  # type: ignore[attr-defined]
         strict=True,
         extra="forbid",
         # "example" (OpenAPI 3.0) rather than "examples": BentoML's spec model has only the former.
-        json_schema_extra={"example": _example_record(spec)},
+        json_schema_extra={"example": example_record(spec)},
     )
     return record
 
@@ -92,6 +116,8 @@ def request_model() -> type[BaseModel]:
 
 
 class Prediction(BaseModel):
+    """Classification: the most probable class and every class's probability."""
+
     label: str = Field(description="the most probable class")
     probabilities: dict[str, float] = Field(description="probability of every class")
     model_version: str = Field(description="version (BentoML model tag) of the model used")
@@ -105,3 +131,27 @@ class PredictResponse(BaseModel):
 
 class BatchPrediction(Prediction):
     request_id: str = Field(description="identifies this prediction in the prediction log")
+
+
+class ValuePrediction(BaseModel):
+    """Regression: the predicted value of the target."""
+
+    prediction: float = Field(description="the predicted value of the target")
+    model_version: str = Field(description="version (BentoML model tag) of the model used")
+
+
+class ValueResponse(BaseModel):
+    request_id: str = Field(description="identifies the request in the prediction log")
+    model_version: str
+    predictions: list[ValuePrediction]
+
+
+class BatchValuePrediction(ValuePrediction):
+    request_id: str = Field(description="identifies this prediction in the prediction log")
+
+
+def response_models(task: str | None = None) -> tuple[type[BaseModel], type[BaseModel]]:
+    """(answer of /predict, item of /predict_batch) for the contract's task."""
+    if (task or contract.spec().task) == "regression":
+        return ValueResponse, BatchValuePrediction
+    return PredictResponse, BatchPrediction

@@ -127,10 +127,18 @@ def key_metrics(metrics_path: Path = paths.METRICS) -> dict[str, float]:
 
 
 def labels_and_metadata(model_md5: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """Provenance labels and metadata of the stored model (and of the bento).
+
+    ``task`` says what the model answers: ``classification`` (its ``classes`` are in the
+    metadata) or ``regression`` (the ``target`` is a number; no classes). Metrics are the test
+    set's, whatever the task reports (accuracy, f1_macro... or rmse, mae, r2).
+    """
     meta = files.read_json(paths.MODEL_META) if paths.MODEL_META.is_file() else {}
     commit, dirty = git_commit()
     metrics = key_metrics()
+    task = str(meta.get("task") or ("classification" if meta.get("classes") else "unknown"))
     labels = {
+        "task": task,
         "git_commit": commit,
         "git_dirty": str(dirty).lower(),
         "data_sha256": str(meta.get("train_data_sha256", "unknown")),
@@ -140,7 +148,9 @@ def labels_and_metadata(model_md5: str) -> tuple[dict[str, str], dict[str, Any]]
         **{f"metric_{k}": f"{v:.6g}" for k, v in metrics.items()},
     }
     metadata = {
-        "classes": meta.get("classes", []),
+        "task": task,
+        "target": meta.get("target"),
+        "classes": meta.get("classes", []) if task == "classification" else None,
         "features": meta.get("features", []),
         "train_rows": meta.get("train_rows"),
         "metrics": metrics,
