@@ -58,7 +58,11 @@ def build_pipeline(cfg: TrainConfig, seed: int, task: str = "classification") ->
         ),
     ]
     # A group without columns is left out: the model then has no unfitted transformer in it.
-    pre = ColumnTransformer([g for g in groups if g[2]], verbose_feature_names_out=False)
+    # Always dense (sparse_threshold=0): with many one-hot columns the output would turn sparse,
+    # which HistGradientBoosting refuses; the columns are capped, so dense stays small.
+    pre = ColumnTransformer(
+        [g for g in groups if g[2]], sparse_threshold=0.0, verbose_feature_names_out=False
+    )
     estimator = build_estimator(cfg.estimator.name, task, cfg.estimator.params, seed)
     return Pipeline([("preprocess", pre), ("model", estimator)])
 
