@@ -1,13 +1,23 @@
-"""Shared fixtures. The expensive one, ``trained_repo``, is a real copy of this repository (a real
-git repository with one commit) on which a real ``dvc repro`` has run once per test session."""
+"""Shared fixtures. The expensive one, ``trained_repo``, is a real copy of this repository with the
+penguins example as its project (tests/fixtures/penguins; a real git repository) on which a
+real ``dvc repro`` has run once per test session.
+
+The test process imports the example's ``project`` package, not the adopter's: the machinery is
+tested on a project it knows, and an adopter's own project is tested through subprocesses in a
+copy of the repository as it is (tests/integration/test_this_project.py)."""
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import EXAMPLE, REPO, copy_example, copy_repo, git, run, tool_env
+from tests.projects import Project, make_project
 
 # prometheus_client picks in-memory or multiprocess storage once, when it is first imported, from
 # PROMETHEUS_MULTIPROC_DIR; BentoML's /metrics reads the multiprocess files. Set it before any
@@ -16,10 +26,9 @@ import pytest
 # (tests.helpers.tool_env): `bentoml serve` makes its own.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="mlci-prometheus-"))
 
-from collections.abc import Callable
-
-from tests.helpers import REPO, copy_repo, git, run, tool_env
-from tests.projects import Project, make_project
+# Before any test module imports mlci.contract (which imports `project`).
+sys.path.insert(0, str(EXAMPLE / "src"))
+assert "project" not in sys.modules, "the adopter's project was imported before the example's"
 
 __all__ = ["REPO", "copy_repo", "git", "run", "tool_env"]
 
@@ -46,12 +55,12 @@ def trained_fixture(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str],
 @pytest.fixture(scope="session")
 def trained_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A repository copy after a real, full ``dvc repro`` (shared: do not modify it)."""
-    dest = copy_repo(tmp_path_factory.mktemp("trained") / "repo")
+    dest = copy_example(tmp_path_factory.mktemp("trained") / "repo")
     run(["dvc", "repro", "--force"], dest)
     return dest
 
 
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Path:
-    """A fresh repository copy of your own to change (no pipeline run yet)."""
-    return copy_repo(tmp_path / "repo")
+    """A fresh copy of the example project of your own to change (no pipeline run yet)."""
+    return copy_example(tmp_path / "repo")

@@ -10,6 +10,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# The machinery's test bed: the Palmer Penguins example as a frozen fixture project, so the
+# tests do not depend on the adopter's package (`make adopt` replaces src/project/, params.yaml
+# and the sample data; these copies stay). The test process imports this `project` package
+# (tests/conftest.py), and so does every subprocess that does not run in a project copy.
+EXAMPLE = REPO / "tests" / "fixtures" / "penguins"
+EXAMPLE_PARAMS = EXAMPLE / "params.yaml"
+EXAMPLE_RAW = EXAMPLE / "data" / "penguins-raw.csv"
 
 
 def tool_env(**extra: str) -> dict[str, str]:
@@ -18,6 +25,7 @@ def tool_env(**extra: str) -> dict[str, str]:
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["ITERATIVE_DO_NOT_TRACK"] = "1"
     env["DVC_NO_ANALYTICS"] = "1"
+    env["PYTHONPATH"] = str(EXAMPLE / "src")  # the example's contract, unless in a copy
     env.pop("MLCI_PARAMS", None)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the test process's own (tests/conftest.py)
     env.update(extra)
@@ -69,4 +77,24 @@ def copy_repo(dest: Path) -> Path:
     git(dest, "init", "-q", "-b", "main")
     git(dest, "add", "-A")
     git(dest, "commit", "-qm", "base")
+    return dest
+
+
+def copy_example(dest: Path) -> Path:
+    """A copy of this repository with the penguins example as its project (whatever the
+    repository's own project is), without results (run the pipeline), committed."""
+    copy_repo(dest)
+    shutil.rmtree(dest / "src" / "project")
+    shutil.copytree(EXAMPLE / "src" / "project", dest / "src" / "project")
+    shutil.copy2(EXAMPLE_PARAMS, dest / "params.yaml")
+    sample = dest / "data" / "sample"
+    sample.mkdir(parents=True, exist_ok=True)
+    for name in ("penguins-raw.csv", "README.md"):
+        shutil.copy2(EXAMPLE / "data" / name, sample / name)
+    for rel in ("dvc.lock", "models/model_meta.json"):
+        (dest / rel).unlink(missing_ok=True)
+    for rel in ("reports", "data/raw", "data/interim", "data/processed"):
+        shutil.rmtree(dest / rel, ignore_errors=True)
+    git(dest, "add", "-A")
+    git(dest, "commit", "-qm", "the penguins example", "--allow-empty")
     return dest

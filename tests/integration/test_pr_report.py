@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import copy_repo, git, run
+from tests.conftest import git, run
+from tests.helpers import copy_example
 from tests.unit.test_report_charts import mermaid_blocks, parse_xychart, table_rows
 
 # Every link or image target that is not a URL or an in-page anchor: the report's local files,
@@ -54,7 +55,7 @@ def commit_all(repo: Path, message: str) -> None:
 
 @pytest.fixture(scope="module")
 def base_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = copy_repo(tmp_path_factory.mktemp("base") / "repo")
+    repo = copy_example(tmp_path_factory.mktemp("base") / "repo")
     set_param(repo, "train.estimator.params.C", 0.05)
     run(["dvc", "repro"], repo)
     commit_all(repo, "base: C=0.05")

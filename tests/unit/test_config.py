@@ -14,9 +14,10 @@ from mlci import contract
 from mlci.cli import main
 from mlci.config import load_params, parse_params
 from mlci.errors import UserError
+from tests.helpers import EXAMPLE_PARAMS
 
 REPO = Path(__file__).resolve().parents[2]
-BASE = yaml.safe_load((REPO / "params.yaml").read_text())
+BASE = yaml.safe_load(EXAMPLE_PARAMS.read_text())  # the example project's (tests/helpers.py)
 
 
 def with_change(path: str, value: object) -> dict:
@@ -30,7 +31,7 @@ def with_change(path: str, value: object) -> dict:
 
 
 def test_repository_params_load() -> None:
-    params = load_params(REPO / "params.yaml")
+    params = load_params(EXAMPLE_PARAMS)
     assert params.seed == BASE["seed"]
     assert params.train.estimator.name == BASE["train"]["estimator"]["name"]
     assert params.validate_.min_rows == BASE["validate"]["min_rows"]

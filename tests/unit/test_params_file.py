@@ -14,9 +14,9 @@ from mlci import params_file
 from mlci.config import EstimatorConfig, check_hyperparameters, load_params
 from mlci.errors import UserError
 from mlci.estimators import ESTIMATORS
-from tests.helpers import REPO, tool_env
+from tests.helpers import EXAMPLE_PARAMS, REPO, tool_env
 
-PARAMS = (REPO / "params.yaml").read_text()
+PARAMS = EXAMPLE_PARAMS.read_text()  # the example project's (tests/helpers.py)
 LAUGHS = "lol"
 
 
@@ -40,7 +40,8 @@ def refusal(text: str, tmp_path: Path) -> str:
 
 
 def test_the_repository_params_pass() -> None:
-    assert params_file.read_checked(REPO / "params.yaml") == PARAMS
+    assert params_file.read_checked(EXAMPLE_PARAMS) == PARAMS
+    assert params_file.read_checked(REPO / "params.yaml")  # this project's own
 
 
 def test_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:

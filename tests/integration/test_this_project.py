@@ -1,0 +1,66 @@
+"""This repository's own project, whatever it is: the bundled penguins example, or the table a
+team adopted with `make adopt`. Generic on purpose: every expectation is read from the project's
+contract and params, never written here.
+
+The rest of the suite tests the machinery on fixture projects it builds itself (the penguins
+example in tests/fixtures/, generated tables in tests/projects.py). These tests run the
+repository as it is, through subprocesses in a copy, so its own `src/project/` is the one used.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import REPO, copy_repo, run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the repository as it is (committed and uncommitted files), pipeline run."""
+    repo = copy_repo(tmp_path_factory.mktemp("this") / "repo")
+    run(["dvc", "repro"], repo)
+    return repo
+
+
+def spec(repo: Path) -> dict:
+    code = (
+        "import json; from mlci import contract; s = contract.spec(); print(json.dumps("
+        "{'task': s.task, 'target': s.target, 'features': s.feature_names, "
+        "'categorical': s.categorical, 'classes': list(s.classes)}))"
+    )
+    return json.loads(run(["python", "-c", code], repo).stdout)
+
+
+def test_params_and_contract_agree(project: Path) -> None:
+    assert "ok" in run(["mlci", "check-params"], project).stdout
+    facts = spec(project)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert params.get("task", "classification") == facts["task"]
+    assert set(params["evaluate"]["slices"]) <= set(facts["categorical"])
+
+
+def test_the_pipeline_runs_and_the_model_beats_its_baseline(project: Path) -> None:
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], project).stdout
+    facts = spec(project)
+    metrics = json.loads((project / "reports/metrics.json").read_text())
+    assert metrics["task"] == facts["task"]
+    primary = metrics["primary"]
+    assert metrics["model"][primary] > metrics["baseline"][primary], metrics
+    meta = json.loads((project / "models/model_meta.json").read_text())
+    assert meta["features"] == facts["features"] and meta["target"] == facts["target"]
+    assert set(meta["classes"]) <= set(facts["classes"])  # empty for regression
+
+
+def test_committed_results_are_reproduced_byte_for_byte(project: Path) -> None:
+    """Once results are committed (after the first `make run`), running the pipeline again on
+    another machine changes no tracked file: the same inputs give the same model and metrics."""
+    if not (REPO / "dvc.lock").is_file():
+        pytest.skip("no results committed yet: run `make run` and commit dvc.lock and reports/")
+    status = run(["git", "status", "--porcelain", "--untracked-files=no"], project).stdout
+    assert status == "", f"the pipeline changed committed files:\n{status}"
