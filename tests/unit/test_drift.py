@@ -1,7 +1,10 @@
-"""Drift statistics, the prediction-log reader and the decision rule, in process.
+"""Drift statistics, the batch readers (data files, prediction logs) and the decision rule, in
+process.
 
-Batches are built from the bundled sample (data/sample/penguins-raw.csv, cleaned as ingest
-does), so these tests need no pipeline run.
+Batches are built from the penguins example's raw table (tests/fixtures/penguins, the test
+process's project; cleaned as ingest does), so these tests need no pipeline run. Other tables
+(digit codes, open sets, regression) are checked on generated fixture projects in
+tests/integration/test_drift_projects.py.
 """
 
 from __future__ import annotations
@@ -17,17 +20,17 @@ import yaml
 from mlci import contract
 from mlci.config import MonitorConfig, load_params, parse_params
 from mlci.errors import UserError
-from mlci.monitoring import batches, statistics
+from mlci.monitoring import batches, checks, statistics
 from project.cleaning import clean_raw
+from tests.helpers import EXAMPLE_PARAMS, EXAMPLE_RAW
 
-REPO = Path(__file__).resolve().parents[2]
 CFG = MonitorConfig()
 SPEC = contract.spec()
 
 
 @pytest.fixture(scope="module")
 def bundled() -> pd.DataFrame:
-    raw = pd.read_csv(REPO / "data/sample/penguins-raw.csv")
+    raw = pd.read_csv(EXAMPLE_RAW)
     return clean_raw(raw)[0].reset_index(drop=True)
 
 
@@ -270,10 +273,10 @@ def test_empty_folder_and_unknown_format_are_user_errors(tmp_path: Path) -> None
 
 
 def test_monitor_settings_are_in_params_and_validated() -> None:
-    params = load_params(REPO / "params.yaml")
+    params = load_params(EXAMPLE_PARAMS)
     assert params.monitor.correction in ("holm", "bonferroni")
     assert 0 < params.monitor.alpha <= 0.05
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = yaml.safe_load(EXAMPLE_PARAMS.read_text())
     for change, message in [
         ({"psi_moderate": 0.3, "psi_major": 0.2}, "psi_moderate"),
         ({"correction": "sidak"}, "monitor.correction"),
@@ -302,3 +305,173 @@ def test_rotated_gzip_logs_are_read_and_a_damaged_one_is_counted(
     assert 50 < batch.rows < 100
     assert batch.malformed == 1
     assert batch.malformed_examples[0]["reason"].startswith("unreadable from here on")
+
+
+# --------------------------------------------------------------------------- data files
+
+
+def test_a_raw_source_sample_is_cleaned_as_training_data_is(tmp_path: Path) -> None:
+    """The bundled raw table (source names, unmeasured birds) reads as contract rows; the
+    fixes are counted and the rows keep the file's row numbers."""
+    raw = pd.read_csv(EXAMPLE_RAW, dtype=str)
+    raw.loc[5, "Sex"] = "."  # the data-entry placeholder the full raw table has
+    raw.loc[10, "Body Mass (g)"] = "9000"  # grams beyond the contract: still a violation
+    path = tmp_path / "raw.csv"
+    raw.to_csv(path, index=False)
+    batch = batches.load_current(path)
+    assert batch.kind == "data"
+    assert batch.cleaning == {
+        "rows_read": 344,
+        "rows_kept": 342,
+        "fixes": {"sex_placeholder_set_missing": 1, "unmeasured_rows_dropped": 2},
+    }
+    assert set(SPEC.feature_names) <= set(batch.frame.columns)
+    assert pd.isna(batch.frame.loc[5, "sex"])
+    failures = checks.contract_check(batch, load_params(EXAMPLE_PARAMS))["failures"]
+    assert [(f["column"], f["examples"]) for f in failures] == [
+        ("body_mass_g", [{"row": 10, "value": 9000.0}])  # the file's data row, not a shifted one
+    ]
+
+
+def test_json_lines_of_rows_are_a_data_file_not_a_log(
+    tmp_path: Path, bundled: pd.DataFrame
+) -> None:
+    rows = features(bundled.head(60)).astype(object)
+    path = tmp_path / "rows.jsonl"
+    path.write_text(rows.to_json(orient="records", lines=True))
+    batch = batches.load_current(path)
+    assert batch.kind == "data" and batch.rows == 60
+    assert batch.frame["island"].tolist() == bundled["island"].head(60).tolist()
+    log = tmp_path / "log.jsonl"
+    log.write_text(log_line(bundled.iloc[0]) + "\n")
+    assert batches.load_current(log).kind == "prediction_log"
+
+
+def test_cleaning_that_cannot_handle_a_file_is_a_user_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlci import tables
+
+    def strict(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+        return df.rename(columns={"Species": "species"})[["species", "Island"]], {}
+
+    monkeypatch.setattr(tables.cleaning, "clean_raw", strict)
+    path = tmp_path / "b.csv"
+    path.write_text("island,sex\nBiscoe,male\n")
+    with pytest.raises(UserError, match=r"current batch .*b\.csv: src/project/cleaning\.py"):
+        batches.load_current(path)
+
+
+# --------------------------------------------------------------------------- regression, open sets
+
+
+def test_regression_log_lines_carry_a_number() -> None:
+    line = b'{"features": {"body_mass_g": 4000}, "prediction": 151.5}'
+    assert batches.parse_log_line(line, ())["prediction"] == 151.5
+    for bad in (b'{"prediction": "151.5"}', b'{"prediction": NaN}', b'{"prediction": true}'):
+        with pytest.raises(batches._MalformedLineError, match="not a finite number"):
+            batches.parse_log_line(bad, ())
+    # A classification log keeps its rule: a class label, as a string.
+    with pytest.raises(batches._MalformedLineError, match="'prediction' is not a string"):
+        batches.parse_log_line(b'{"prediction": 151.5}', SPEC.classes)
+
+
+def zipf_codes(rng: np.random.Generator, n: int, shift: float = 0.0) -> pd.Series:
+    """400 five-digit codes: a few frequent, most rare (a postcode-like open set)."""
+    weights = 1 / np.arange(1, 401) ** 1.1
+    weights /= weights.sum()
+    codes = np.array([f"{i:05d}" for i in range(400)])
+    values = rng.choice(codes, size=n, p=weights)
+    moved = rng.random(n) < shift  # this share of rows moves to the most frequent code
+    values[moved] = codes[0]
+    return pd.Series(values, dtype="string")
+
+
+def test_an_open_set_is_tested_over_frequent_values_and_other() -> None:
+    rng = np.random.default_rng(3)
+    ref = zipf_codes(rng, 2000)
+    same = statistics.categorical_drift(
+        "postcode", ref, zipf_codes(rng, 400), CFG, (), 1, open_set=True
+    )
+    # Only values expected >= 5 times in the 400-row batch get a cell: no sea of sparse cells.
+    cells = set(same["shares"]) - {statistics.OTHER, statistics.MISSING}
+    assert 2 <= len(cells) == same["values_tested"] <= statistics.OPEN_MAX_VALUES
+    assert all(same["shares"][c]["reference"] * 400 >= 5 for c in cells)
+    assert statistics.OTHER in same["shares"] and same["new_categories"] == []
+    assert same["test"].startswith("chi-square") and "frequent value(s) + other" in same["test"]
+    assert same["p_value"] > 0.01
+    moved = statistics.categorical_drift(
+        "postcode", ref, zipf_codes(rng, 400, shift=0.3), CFG, (), 1, open_set=True
+    )
+    assert moved["p_value"] < 1e-6
+    # A closed set still counts every value, and names the ones the contract does not know.
+    closed = statistics.categorical_drift("postcode", ref, zipf_codes(rng, 400), CFG, ("00000",), 1)
+    assert len(closed["new_categories"]) > 20
+
+
+def test_an_open_set_of_rare_values_only_is_tested_on_its_missing_share() -> None:
+    rng = np.random.default_rng(4)
+    codes = pd.Series([f"{v:05d}" for v in rng.integers(0, 400, 300)], dtype="string")
+    batch = pd.Series([f"{v:05d}" for v in rng.integers(0, 400, 200)], dtype="string")
+    res = statistics.categorical_drift("postcode", codes, batch, CFG, (), 1, open_set=True)
+    assert res["values_tested"] == 0 and res["p_value"] == 1.0
+    assert 0.3 < res["unseen_share_current"] < 0.7  # informational: a rare code is often new
+    gappy = batch.copy()
+    gappy[:100] = pd.NA
+    res = statistics.categorical_drift("postcode", codes, gappy, CFG, (), 1, open_set=True)
+    assert res["p_value"] < 1e-6 and res["shares"][statistics.MISSING]["current"] == 0.5
+
+
+class _Regressor:
+    """Stands in for a fitted regression pipeline: returns the predictions it was given."""
+
+    def __init__(self, pred: np.ndarray) -> None:
+        self.pred = pred
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        assert len(X) == len(self.pred)
+        return self.pred
+
+
+def labelled_regression_batch(n: int, r2: float, seed: int) -> tuple[batches.Batch, _Regressor]:
+    """``n`` rows whose predictions score exactly ``r2``."""
+    rng = np.random.default_rng(seed)
+    y = rng.normal(150, 50, n)
+    noise = rng.normal(size=n)
+    noise -= noise.mean()
+    scale = np.sqrt((1 - r2) * ((y - y.mean()) ** 2).sum() / (noise**2).sum())
+    frame = pd.DataFrame({name: [None] * n for name in SPEC.feature_names})
+    frame[SPEC.target] = y
+    return batches.data_batch(frame), _Regressor(y + scale * noise)
+
+
+def test_a_metric_drop_counts_only_beyond_the_tolerance_and_the_noise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression, judged on R²: a test-set R² of 0.46 and a batch at 0.33 (0.13 lower, more
+    than max_metric_drop 0.1). On 88 rows that is sampling noise (it happened to an unshifted
+    held-out sample); on 2,000 rows it is not."""
+    import dataclasses
+
+    from mlci.monitoring import quality
+
+    monkeypatch.setattr(contract, "spec", lambda: dataclasses.replace(SPEC, classes=()))
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"model": {"rmse": 40.0, "mae": 30.0, "r2": 0.46}}))
+
+    batch, model = labelled_regression_batch(88, r2=0.33, seed=1)
+    perf = quality.performance(batch, model, CFG, metrics)
+    assert perf["primary"] == "r2" and perf["metrics"]["r2"] == pytest.approx(0.33)
+    judged = perf["judged"]
+    assert judged["beyond_tolerance"] and not judged["beyond_noise"]
+    assert judged["upper_bound"] > 0.46 and perf["degraded"] is False
+
+    batch, model = labelled_regression_batch(2000, r2=0.33, seed=2)
+    perf = quality.performance(batch, model, CFG, metrics)
+    assert perf["judged"]["beyond_noise"] and perf["degraded_metrics"] == ["r2"]
+    assert set(perf["delta"]) == {"rmse", "mae", "r2"}  # reported; only R² is judged
+
+    batch, model = labelled_regression_batch(2000, r2=0.40, seed=3)  # 0.06 lower: tolerated
+    perf = quality.performance(batch, model, CFG, metrics)
+    assert perf["judged"]["beyond_noise"] and not perf["judged"]["beyond_tolerance"]
+    assert perf["degraded"] is False

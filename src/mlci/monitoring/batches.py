@@ -1,8 +1,14 @@
 """Reading the batch to check for drift: a data file, or the service's prediction logs.
 
+A data file (CSV, Parquet, or JSON lines of table rows) is read as training data is: the
+contract's text columns as strings, then the project's cleaning (``clean_raw``, a no-op on a
+table already in the contract's form), so a sample of the raw source is checked as the rows the
+model learned from, and the fixes are counted in the report (:mod:`mlci.tables`).
+
 A prediction log is JSON lines (a file, or a directory of ``*.jsonl`` files, gzip-rotated ones
-too) written by :mod:`mlci.serving.prediction_log`. A malformed line is counted and skipped,
-never fatal; the reference is the training table.
+too) written by :mod:`mlci.serving.prediction_log`: ``prediction`` is a class of the contract
+(with ``probabilities``) for classification, a number for regression. A malformed line is
+counted and skipped, never fatal; the reference is the training table.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlci import contract
+from mlci import contract, tables
 from mlci.errors import UserError
 
 LOG_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")  # rotated logs: gzip
-DATA_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 LOG_KEYS = ("request_id", "timestamp", "model_version", "features", "prediction", "probabilities")
 MALFORMED_EXAMPLES = 10
 
@@ -47,6 +53,8 @@ class Batch:
     malformed_reasons: Counter = field(default_factory=Counter)
     malformed_examples: list[dict[str, Any]] = field(default_factory=list)
     origins: list[str] | None = None  # "file:line" per row of a prediction log
+    # Data files: rows read, rows kept and the count per fix of the project's cleaning.
+    cleaning: dict[str, Any] | None = None
     model_versions: Counter = field(default_factory=Counter)
     time_range: tuple[str, str] | None = None
 
@@ -60,23 +68,6 @@ class Batch:
         return self.frame[column] if rows.all() else self.frame.loc[rows, column]
 
 
-def read_table(path: Path, what: str) -> pd.DataFrame:
-    fmt = DATA_SUFFIXES.get(path.suffix.lower())
-    if fmt is None:
-        raise UserError(
-            f"{what} {path}: unknown format; use .csv, .parquet, or .jsonl prediction logs"
-        )
-    if not path.is_file():
-        raise UserError(f"{what} {path}: file not found")
-    try:
-        df = pd.read_parquet(path) if fmt == "parquet" else pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        df = pd.DataFrame()
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as err:
-        raise UserError(f"{what} {path}: cannot read it as {fmt}: {err}") from None
-    return df.reset_index(drop=True)
-
-
 def load_current(path: Path) -> Batch:
     path = Path(path)
     if path.is_dir():
@@ -86,18 +77,32 @@ def load_current(path: Path) -> Batch:
         return read_prediction_logs(logs)
     if not path.exists():
         raise UserError(f"current batch {path}: no such file or directory")
-    if path.name.lower().endswith(LOG_SUFFIXES):
+    is_log = path.name.lower().endswith(LOG_SUFFIXES)
+    if is_log and not (tables.table_format(path) == "jsonl" and tables.is_json_table(path)):
         return read_prediction_logs([path])
-    return data_batch(read_table(path, "current batch"), str(path))
+    frame, cleaning = read_data_file(path, "current batch")
+    return data_batch(frame, str(path), cleaning)
 
 
-def data_batch(df: pd.DataFrame, source: str = "(in memory)") -> Batch:
-    """A batch from a table in the contract's columns (every row carries every column)."""
+def read_data_file(path: Path, what: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A data file read and cleaned as training data is, and what the cleaning did."""
+    raw = tables.read_table(path, what)
+    cleaned, fixes = tables.clean(raw, f"{what} {path}")
+    return cleaned, {"rows_read": len(raw), "rows_kept": len(cleaned), "fixes": fixes}
+
+
+def data_batch(
+    df: pd.DataFrame, source: str = "(in memory)", cleaning: dict[str, Any] | None = None
+) -> Batch:
+    """A batch from a table in the contract's columns (every row carries every column).
+
+    The index is kept (a data file's row numbers, so findings name the file's rows)."""
     spec = contract.spec()
-    df = df.reset_index(drop=True)
+    if not df.index.is_unique:
+        df = df.reset_index(drop=True)
     present = [c for c in [*spec.feature_names, spec.target] if c in df.columns]
     available = {c: np.ones(len(df), dtype=bool) for c in present}
-    return Batch("data", [source], df, available)
+    return Batch("data", [source], df, available, cleaning=cleaning)
 
 
 class _MalformedLineError(ValueError):
@@ -109,7 +114,9 @@ def _is_number(v: Any) -> bool:
 
 
 def parse_log_line(raw: bytes, classes: tuple[str, ...]) -> dict[str, Any]:
-    """One prediction-log line as a dict, or :class:`_MalformedLineError` with the reason."""
+    """One prediction-log line as a dict, or :class:`_MalformedLineError` with the reason.
+
+    ``classes``: the contract's classes; empty for regression, where ``prediction`` is a number."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -122,7 +129,8 @@ def parse_log_line(raw: bytes, classes: tuple[str, ...]) -> dict[str, Any]:
         raise _MalformedLineError("not a JSON object")
     if not set(record) & set(LOG_KEYS):
         raise _MalformedLineError(f"none of the expected keys {list(LOG_KEYS)}")
-    for key in ("request_id", "model_version", "timestamp", "prediction"):
+    text_keys = ["request_id", "model_version", "timestamp", *(["prediction"] if classes else [])]
+    for key in text_keys:
         if key in record and not isinstance(record[key], str):
             raise _MalformedLineError(f"{key!r} is not a string")
     if "timestamp" in record:
@@ -133,8 +141,13 @@ def parse_log_line(raw: bytes, classes: tuple[str, ...]) -> dict[str, Any]:
         if ts.tzinfo is None:
             ts = ts.replace(tzinfo=dt.UTC)
         record["timestamp"] = ts.astimezone(dt.UTC)
-    if "prediction" in record and record["prediction"] not in classes:
-        raise _MalformedLineError("'prediction' is not a class of the contract")
+    if "prediction" in record:
+        prediction = record["prediction"]
+        if classes and prediction not in classes:
+            raise _MalformedLineError("'prediction' is not a class of the contract")
+        # json.loads accepts NaN and Infinity: no predicted value either.
+        if not classes and not (_is_number(prediction) and math.isfinite(prediction)):
+            raise _MalformedLineError("'prediction' is not a finite number (a regression log)")
     features = record.get("features", {})
     if not isinstance(features, dict):
         raise _MalformedLineError("'features' is not an object")
@@ -194,15 +207,18 @@ def read_prediction_logs(log_files: list[Path]) -> Batch:
         index=pd.RangeIndex(len(records)),
         dtype=object,
     )
+    frame = contract.as_contract_types(frame)  # a code logged as a number reads as its text
     available = {
         n: np.array([n in r.get("features", {}) for r in records], dtype=bool) for n in names
     }
     has_pred = np.array(["prediction" in r for r in records], dtype=bool)
     predictions = None
     if has_pred.any():
-        predictions = pd.Series([r.get("prediction") for r in records], dtype=object)[has_pred]
-    probabilities = None
-    if any("probabilities" in r for r in records):
+        # Classes as labels; regression: predicted values, as floats.
+        dtype = object if spec.task == "classification" else float
+        predictions = pd.Series([r.get("prediction") for r in records], dtype=dtype)[has_pred]
+    probabilities = None  # classification only: a regression model has none
+    if spec.task == "classification" and any("probabilities" in r for r in records):
         probabilities = pd.DataFrame(
             [r["probabilities"] for r in records if "probabilities" in r], dtype=float
         )
@@ -228,9 +244,13 @@ def load_reference(path: Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise UserError(
-            f"reference {path}: file not found (run `make run`, or `dvc pull`, or pass --reference)"
+            f"reference {path}: is a directory; pass a CSV or Parquet file"
+            if path.is_dir()
+            else f"reference {path}: file not found (run `make run`, or `dvc pull`, or pass "
+            "--reference)"
         )
-    df = read_table(path, "reference")
+    # Read and cleaned as training data is (a raw-format reference works too).
+    df, _ = read_data_file(path, "reference")
     missing = [c for c in contract.spec().feature_names if c not in df.columns]
     if missing:
         raise UserError(f"reference {path}: lacks the contract feature(s) {missing}")

@@ -23,7 +23,9 @@ def drift_arguments(p: argparse.ArgumentParser) -> None:
         "--current",
         type=Path,
         required=True,
-        help="current batch: CSV/Parquet data file, a .jsonl prediction log, or a folder of them",
+        help="current batch: a data file (CSV, Parquet, or JSON lines of rows; contract columns "
+        "or the source's raw form, cleaned as training data is), a .jsonl prediction log, or a "
+        "folder of logs",
     )
     p.add_argument(
         "--reference",

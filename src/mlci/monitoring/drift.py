@@ -6,9 +6,10 @@
 * numeric feature: two-sample Kolmogorov-Smirnov test on the values present, and PSI over the
   reference's quantile bins plus a "missing" bin;
 * categorical feature: chi-square test of the category counts (a missing value is a category
-  of its own; a Monte Carlo p-value where an expected count is below 5), and PSI;
-* predicted class (prediction logs only): chi-square test and PSI of the logged predictions
-  against the production model's predictions on the reference.
+  of its own; a Monte Carlo p-value where an expected count is below 5), and PSI; an open
+  categorical (no ``isin``) over the reference's frequent values plus an "other" bucket;
+* the prediction (prediction logs only), against the production model's predictions on the
+  reference: the predicted class as a categorical, a regression's predicted value as a numeric.
 
 All tests of one run form one family: their p-values are corrected together (Holm by default),
 so ``monitor.alpha`` bounds the chance that a run on undrifted data reports any drift at all.
@@ -16,13 +17,15 @@ A column drifts when its corrected p-value is at most ``alpha`` and its PSI is a
 ``monitor.min_psi`` (a large batch makes tiny, harmless shifts significant).
 
 The batch also goes through the data contract (everything but the dataset-size and class-balance
-rules), and when it carries true labels the model is scored on it against ``reports/metrics.json``.
+rules), and when it carries the true target the model is scored on it against
+``reports/metrics.json`` (:mod:`mlci.monitoring.quality`).
 
-The current batch is either a data file (CSV or Parquet in the contract's columns, possibly with
-the label column) or the service's prediction log: JSON lines (a file, or a directory of
-``*.jsonl`` files) written by :mod:`mlci.serving.prediction_log`. A malformed line is counted
-and skipped, never fatal. Exit codes: 0 no drift, 1 drift (or contract violations, or a metric
-drop), 2 user error, 3 not enough data for a verdict.
+The current batch is either a data file (CSV, Parquet or JSON lines of rows, in the contract's
+columns or the source's raw form, possibly with the target column; read with the contract's
+types and cleaned as training data is) or the service's prediction log: JSON lines (a file, or a
+directory of ``*.jsonl`` files) written by :mod:`mlci.serving.prediction_log`. A malformed line
+is counted and skipped, never fatal. Exit codes: 0 no drift, 1 drift (or contract violations,
+or a metric drop), 2 user error, 3 not enough data for a verdict.
 """
 
 from __future__ import annotations
@@ -33,139 +36,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import pandera.errors as pa_errors
-import pandera.pandas as pa
 
-from mlci import contract, files, findings, paths
-from mlci.config import MonitorConfig, Params
+from mlci import contract, files, paths
+from mlci.config import Params
 from mlci.errors import UserError
-from mlci.monitoring.batches import Batch, _is_number, load_current, load_reference
+from mlci.monitoring.batches import Batch, load_current, load_reference
+from mlci.monitoring.checks import contract_check
 from mlci.monitoring.drift_report import _fmt_p, markdown, summary_text
-from mlci.monitoring.statistics import _numeric, compare
+from mlci.monitoring.quality import model_input, performance, predictions
+from mlci.monitoring.statistics import compare
 
-__all__ = ["analyse", "markdown", "run", "summary_text", "write"]
+__all__ = ["analyse", "contract_check", "markdown", "performance", "run", "summary_text", "write"]
 
 EXIT_NO_DRIFT = 0
 EXIT_DRIFT = 1
 EXIT_NOT_ENOUGH_DATA = 3
-HIGHER_IS_BETTER = ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc_ovr")
-
-
-# --------------------------------------------------------------------------- contract, metrics
-
-
-def contract_check(batch: Batch, params: Params) -> dict[str, Any]:
-    """The contract's column rules on the batch; no dataset-size or class-balance rule."""
-    spec = contract.spec()
-    full = contract.validation_schema(
-        min_rows=0,
-        max_rows=2**62,
-        min_class_share=0.0,
-        max_missing_share=params.validate_.max_missing_share,
-    )
-    failures: list[dict[str, Any]] = []
-    frame = batch.frame
-    if batch.kind == "data":
-        for name in spec.feature_names:
-            if name not in frame.columns:
-                failures.append(
-                    {
-                        "column": name,
-                        "check": "column_in_dataframe",
-                        "failing_rows": None,
-                        "examples": [],
-                        "message": f"required column {name!r} is missing",
-                    }
-                )
-        present = [c for c in full.columns if c in frame.columns]
-        groups = [(present, np.ones(len(frame), dtype=bool), True)]
-    else:
-        # A log carries features only; a feature may be logged on some lines and not others.
-        unknown = [c for c in frame.columns if c not in spec.feature_names]
-        for name in unknown:
-            failures.append(
-                {
-                    "column": name,
-                    "check": "column_in_schema",
-                    "failing_rows": int(batch.available[name].sum()),
-                    "examples": [],
-                    "message": f"unexpected feature {name!r} (not in the contract)",
-                }
-            )
-        known = [c for c in frame.columns if c in spec.feature_names]
-        everywhere = [c for c in known if batch.available[c].all()]
-        groups = [(everywhere, np.ones(len(frame), dtype=bool), False)]
-        groups += [([c], batch.available[c], False) for c in known if c not in everywhere]
-    for columns, rows, strict in groups:
-        if not columns or not rows.any():
-            continue
-        schema = pa.DataFrameSchema(
-            columns={c: full.columns[c] for c in columns},
-            checks=[],
-            strict=strict,
-            coerce=True,
-        )
-        sub = frame.loc[rows, [c for c in frame.columns if strict or c in columns]]
-        try:
-            schema.validate(sub, lazy=True)
-        except pa_errors.SchemaErrors as err:
-            failures.extend(findings.describe(err.failure_cases, sub))
-    if batch.origins is not None:
-        for f in failures:
-            for e in f["examples"]:
-                if e.get("row") is not None and e["row"] < len(batch.origins):
-                    e["where"] = batch.origins[e["row"]]
-    return {"valid": not failures, "failures": failures}
-
-
-def performance(batch: Batch, model: Any, cfg: MonitorConfig, metrics_path: Path) -> dict[str, Any]:
-    """The model's quality on the labelled rows of the batch, against the test-set metrics."""
-    from mlci.metrics import quality
-
-    spec = contract.spec()
-    labels = batch.frame[spec.target].astype(object)
-    valid = labels.isin(spec.classes).to_numpy()
-    out: dict[str, Any] = {"labelled_rows": int(valid.sum())}
-    if valid.sum() < cfg.min_batch_size:
-        return {**out, "status": "not_enough_data"}
-    X = batch.frame.loc[valid, spec.feature_names].copy()
-    for f in spec.features:
-        X[f.name] = _numeric(X[f.name]) if f.kind == "numeric" else X[f.name].astype(object)
-    y = labels[valid].astype(str)
-    classes = [str(c) for c in model.classes_]
-    proba = model.predict_proba(X)
-    try:
-        metrics = quality(y, proba, classes)
-    except ValueError:  # e.g. ROC AUC with a class absent from the batch
-        pred = np.asarray(classes)[proba.argmax(axis=1)]
-        from sklearn.metrics import accuracy_score, f1_score
-
-        metrics = {
-            "accuracy": round(float(accuracy_score(y, pred)), 6),
-            "f1_macro": round(float(f1_score(y, pred, average="macro", zero_division=0)), 6),
-        }
-    metrics.pop("per_class", None)
-    out["metrics"] = metrics
-    if not metrics_path.is_file():
-        return {**out, "status": "no_reference_metrics", "degraded": False}
-    ref = files.read_json(metrics_path).get("model", {})
-    deltas, degraded = {}, []
-    for name, value in metrics.items():
-        base = ref.get(name)
-        if not _is_number(base) or not _is_number(value) or math.isnan(value):
-            continue
-        deltas[name] = round(value - base, 6)
-        if name in HIGHER_IS_BETTER and base - value > cfg.max_metric_drop:
-            degraded.append(name)
-    return {
-        **out,
-        "status": "compared",
-        "reference_metrics": {k: ref[k] for k in deltas},
-        "delta": deltas,
-        "degraded_metrics": degraded,
-        "degraded": bool(degraded),
-    }
 
 
 # --------------------------------------------------------------------------- the run
@@ -224,14 +109,15 @@ def analyse(
 
     ref_pred = None
     if batch.predictions is not None and model is not None:
-        ref_pred = pd.Series(model.predict(ref[spec.feature_names]), dtype=object)
+        ref_pred = predictions(model, ref)
         report["prediction_reference"] = "production model's predictions on the reference"
     report["columns"] = compare(ref, batch, cfg, reference_predictions=ref_pred, seed=params.seed)
-    if batch.probabilities is not None and model is not None and len(batch.probabilities):
+    has_proba = model is not None and hasattr(model, "predict_proba")
+    if batch.probabilities is not None and has_proba and len(batch.probabilities):
         report["confidence"] = {
             "mean_top_probability_current": float(batch.probabilities.max(axis=1).mean()),
             "mean_top_probability_reference": float(
-                model.predict_proba(ref[spec.feature_names]).max(axis=1).mean()
+                model.predict_proba(model_input(ref)).max(axis=1).mean()
             ),
         }
     if spec.target in batch.frame.columns:
@@ -248,9 +134,15 @@ def analyse(
         )
     perf = report.get("performance") or {}
     if perf.get("degraded"):
+        j = perf["judged"]
+        fell = (
+            f"{j['metric']} {perf['metrics'][j['metric']]:.3f}, test set "
+            f"{perf['reference_metrics'][j['metric']]:.3f} (batch's {j['level']:.0%} upper "
+            f"bound {j['upper_bound']:.3f})"
+        )
         reasons.append(
             "model quality dropped by more than monitor.max_metric_drop="
-            f"{cfg.max_metric_drop} on the labelled rows: {', '.join(perf['degraded_metrics'])}"
+            f"{cfg.max_metric_drop} on the labelled rows: {fell}"
         )
     if reasons:
         return _finish(report, "drift", reasons)
@@ -268,10 +160,12 @@ def analyse(
 
 def _reason(c: dict[str, Any]) -> str:
     extra = ""
-    if c["kind"] == "numeric":
+    if "mean_shift_sd" in c:  # numeric features and a predicted value
         extra = f", mean moved {c['mean_shift_sd']:+.2f} SD"
     elif c.get("new_categories"):
-        extra = f", new categories {c['new_categories']}"
+        new = c["new_categories"]
+        more = f" (+{len(new) - 10} more)" if len(new) > 10 else ""
+        extra = f", new categories {new[:10]}{more}"
     return (
         f"{c['column']}: {c['test']} p={_fmt_p(c['p_value'])} "
         f"(corrected {_fmt_p(c['p_adjusted'])}), PSI {c['psi']:.3f} ({c['psi_level']}){extra}"
@@ -298,6 +192,8 @@ def _batch_summary(batch: Batch) -> dict[str, Any]:
         "columns": [str(c) for c in batch.frame.columns],
         "labelled": contract.spec().target in batch.frame.columns,
     }
+    if batch.cleaning is not None:
+        out["cleaning"] = batch.cleaning
     if batch.kind == "prediction_log":
         out.update(
             {

@@ -44,6 +44,15 @@ def markdown(report: dict[str, Any]) -> str:
         )
         + ".",
     ]
+    cleaning = cur.get("cleaning")
+    if cleaning:
+        fixes = [f"{name.replace('_', ' ')}: {n}" for name, n in cleaning["fixes"].items() if n]
+        lines.append(
+            f"Cleaned as training data is (`src/project/cleaning.py`): {cleaning['rows_read']} "
+            f"row(s) read, {cleaning['rows_kept']} kept"
+            + (f"; {'; '.join(fixes)}" if fixes else "; nothing to fix")
+            + "."
+        )
     if cur["kind"] == "prediction_log":
         lines.append(
             f"Log lines read: {cur['lines_read']}; malformed and skipped: {cur['malformed_lines']}"
@@ -120,7 +129,7 @@ def markdown(report: dict[str, Any]) -> str:
                     f"| {name} | {perf['metrics'][name]:.4f} | "
                     f"{perf['reference_metrics'][name]:.4f} | {delta:+.4f}{flag} |"
                 )
-            lines.append(f"\n{perf['labelled_rows']} labelled row(s).")
+            lines.append(f"\n{perf['labelled_rows']} labelled row(s). {_judged(perf, s)}")
         else:
             lines.append(
                 f"Not compared: {perf.get('status')} ({perf.get('labelled_rows', 0)} rows)."
@@ -135,6 +144,24 @@ def markdown(report: dict[str, Any]) -> str:
     else:
         lines.append(f"Unknown: {st.get('note', 'no model metadata')}.")
     return "\n".join(lines) + "\n"
+
+
+def _judged(perf: dict[str, Any], s: dict[str, Any]) -> str:
+    """How the primary metric was judged: its drop against the tolerance and the noise."""
+    j = perf.get("judged")
+    if not j:
+        return ""
+    m, bound = j["metric"], f"{j['level']:.0%} bootstrap upper bound {j['upper_bound']:.3f}"
+    if not j["beyond_tolerance"]:
+        return f"Judged on {m}: within monitor.max_metric_drop={s['max_metric_drop']}."
+    if not j["beyond_noise"]:
+        return (
+            f"Judged on {m}: {j['drop']:.3f} below the test set, more than "
+            f"monitor.max_metric_drop={s['max_metric_drop']}, but within the sampling noise of "
+            f"{perf['labelled_rows']} rows ({bound}, not below the test set's "
+            f"{perf['reference_metrics'][m]:.3f}): not counted."
+        )
+    return f"Judged on {m}: **{j['drop']:.3f} below the test set** ({bound}): counted as drift."
 
 
 def summary_text(report: dict[str, Any]) -> str:

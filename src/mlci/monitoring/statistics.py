@@ -4,6 +4,10 @@ All tests of one run form one family: their p-values are corrected together (Hol
 so ``monitor.alpha`` bounds the chance that a run on undrifted data reports any drift at all.
 A column drifts when its corrected p-value is at most ``alpha`` and its PSI is at least
 ``monitor.min_psi`` (a large batch makes tiny, harmless shifts significant).
+
+An open categorical (a text column without ``isin``, e.g. a postcode) is tested over the
+reference's most frequent values plus one "other" bucket: hundreds of codes seen a few times
+each would make a table of sparse cells with next to no power.
 """
 
 from __future__ import annotations
@@ -19,12 +23,17 @@ from mlci.config import MonitorConfig
 from mlci.monitoring.batches import Batch
 
 MISSING = "(missing)"
+OTHER = "(other)"
 PREDICTION = "(predicted class)"
+PREDICTED_VALUE = "(predicted value)"  # regression
 # Added to every bin count before PSI (Jeffreys smoothing): an empty bin gets a small share
 # that shrinks with the sample size, so PSI stays finite and a few rows do not blow it up.
 PSI_PSEUDOCOUNT = 0.5
 MC_RESAMPLES = 4999  # Monte Carlo chi-square where an expected count is below 5
 MC_MIN_EXPECTED = 5.0
+# Open categoricals: at most this many of the reference's values get a cell of their own, and
+# only those expected at least MC_MIN_EXPECTED times in the smaller sample.
+OPEN_MAX_VALUES = 10
 
 
 def _numeric(values: pd.Series) -> np.ndarray:
@@ -88,6 +97,28 @@ def category_counts(
     order = [k for k in [*known, *others, MISSING] if rc.get(k, 0) + cc.get(k, 0) > 0]
     table = np.array([[rc.get(k, 0) for k in order], [cc.get(k, 0) for k in order]])
     return order, table
+
+
+def open_buckets(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Values of an open set mapped to the reference's frequent values, ``OTHER`` and ``MISSING``.
+
+    The buckets are chosen from the reference alone (never from the batch, which would bias the
+    test towards its own chance peaks)."""
+    present = ref[ref != MISSING]
+    values, counts = np.unique(present, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    smaller = min(len(ref), len(cur))
+    top = [
+        str(values[i])
+        for i in order[:OPEN_MAX_VALUES]
+        if counts[i] / len(ref) * smaller >= MC_MIN_EXPECTED
+    ]
+    keep = {*top, MISSING}
+
+    def bucket(a: np.ndarray) -> np.ndarray:
+        return np.array([v if v in keep else OTHER for v in a.tolist()], dtype=object)
+
+    return bucket(ref), bucket(cur), top
 
 
 def chi_square(observed: np.ndarray, seed: int) -> tuple[float, float, str]:
@@ -167,8 +198,13 @@ def categorical_drift(
     cfg: MonitorConfig,
     known: tuple[str, ...],
     seed: int,
+    *,
+    open_set: bool = False,
 ) -> dict[str, Any]:
-    """Chi-square test of the category counts (missing is a category), PSI, shares."""
+    """Chi-square test of the category counts (missing is a category), PSI, shares.
+
+    ``open_set``: any value is allowed (no ``known`` list); the test runs over the reference's
+    frequent values and an "other" bucket."""
     r, c = _categorical(ref_values), _categorical(cur_values)
     out: dict[str, Any] = {
         "column": name,
@@ -181,8 +217,18 @@ def categorical_drift(
     }
     if min(len(r), len(c)) < cfg.min_batch_size:
         return {**out, "status": "not_enough_data"}
+    extra: dict[str, Any] = {}
+    if open_set:
+        seen = set(r.tolist())
+        values = c[c != MISSING].tolist()
+        extra["unseen_share_current"] = _share(sum(v not in seen for v in values), len(values))
+        r, c, top = open_buckets(r, c)
+        known = tuple(top)
+        extra["values_tested"] = len(top)  # each with a cell of its own; the rest are "other"
     order, table = category_counts(r, c, known)
     statistic, p, test = chi_square(table, seed)
+    if open_set:
+        test += f" over {len(known)} frequent value(s) + other"
     return {
         **out,
         "status": "tested",
@@ -194,7 +240,10 @@ def categorical_drift(
             k: {"reference": _share(table[0, i], len(r)), "current": _share(table[1, i], len(c))}
             for i, k in enumerate(order)
         },
-        "new_categories": [k for k in order if k not in known and k != MISSING],
+        "new_categories": (
+            [] if open_set else [k for k in order if k not in known and k != MISSING]
+        ),
+        **extra,
     }
 
 
@@ -210,7 +259,8 @@ def compare(
     reference_predictions: pd.Series | None = None,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
-    """Test every contract feature (and the predicted class) and decide, as one family."""
+    """Test every contract feature (and the prediction: the class, or the predicted value for
+    regression) and decide, as one family."""
     spec = contract.spec()
     results: list[dict[str, Any]] = []
     for i, feature in enumerate(spec.features):
@@ -234,22 +284,23 @@ def compare(
         if feature.kind == "numeric":
             results.append(numeric_drift(name, ref, cur, cfg))
         else:
-            results.append(categorical_drift(name, ref, cur, cfg, feature.categories, seed + i))
-    if batch.predictions is not None:
-        if reference_predictions is None:
+            open_set = not feature.categories  # no `isin` in the contract: any value goes
             results.append(
-                {
-                    "column": PREDICTION,
-                    "kind": "prediction",
-                    "status": "not_available",
-                    "note": "no model to predict the reference with",
-                }
+                categorical_drift(
+                    name, ref, cur, cfg, feature.categories, seed + i, open_set=open_set
+                )
             )
-        else:
+    if batch.predictions is not None:
+        label = PREDICTION if spec.task == "classification" else PREDICTED_VALUE
+        if reference_predictions is None:
+            res = {"status": "not_available", "note": "no model to predict the reference with"}
+        elif spec.task == "classification":
             res = categorical_drift(
-                PREDICTION, reference_predictions, batch.predictions, cfg, spec.classes, seed + 99
+                label, reference_predictions, batch.predictions, cfg, spec.classes, seed + 99
             )
-            results.append({**res, "kind": "prediction"})
+        else:  # a predicted value is tested as a numeric feature is
+            res = numeric_drift(label, reference_predictions, batch.predictions, cfg)
+        results.append({**res, "column": label, "kind": "prediction"})
     decide(results, cfg)
     return results
 
