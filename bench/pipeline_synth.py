@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlci import contract
+from mlci import contract, tables
 from mlci.config import load_params
-from mlci.pipeline.ingest import clean, raw_text_columns, read_source
+from mlci.pipeline.ingest import read_source
 
 NOISE = 0.05  # numeric jitter, in standard deviations of the column
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.sample is None
         else params.data.model_copy(update={"source": args.sample})
     )
-    sample, _ = clean(read_source(cfg, raw_text_columns()))
+    sample, _ = tables.clean(read_source(cfg, tables.text_columns()), "the sample")
     # Gaps well inside the contract's limit, so the dataset is valid by construction.
     missing = min(0.02, params.validate_.max_missing_share / 2)
     seed = params.seed if args.seed is None else args.seed

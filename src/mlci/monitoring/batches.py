@@ -244,7 +244,7 @@ def load_reference(path: Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise UserError(
-            f"reference {path}: is a directory; pass a CSV or Parquet file"
+            f"reference {path}: is a directory; pass a CSV, Parquet or JSON-lines file"
             if path.is_dir()
             else f"reference {path}: file not found (run `make run`, or `dvc pull`, or pass "
             "--reference)"

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlci import contract, files, paths
+from mlci import files, paths, tables
 from mlci.config import DataConfig, Params
 from mlci.errors import UserError
-from project import cleaning
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
@@ -63,22 +62,9 @@ def read_source(cfg: DataConfig, text_columns: list[str] | None = None) -> pd.Da
     return df
 
 
-def raw_text_columns() -> list[str]:
-    """The source's names of the contract's text columns (``cleaning.RAW_COLUMNS`` renames)."""
-    text = set(contract.string_columns())
-    renamed = getattr(cleaning, "RAW_COLUMNS", {})
-    return sorted(text | {raw for raw, name in renamed.items() if name in text})
-
-
-def clean(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The project's cleaning rules, then the contract's text columns as strings."""
-    cleaned, fixes = cleaning.clean_raw(raw)
-    return contract.as_contract_types(cleaned), fixes
-
-
 def ingest(params: Params) -> dict:
-    raw = read_source(params.data, raw_text_columns())
-    cleaned, fixes = clean(raw)
+    raw = read_source(params.data, tables.text_columns())
+    cleaned, fixes = tables.clean(raw, f"data.source {params.data.source!r}")
     summary = {
         "source": params.data.source,
         "source_sha256": _source_digest(params.data.source),
