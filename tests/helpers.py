@@ -36,7 +36,9 @@ def project_env(cwd: Path) -> dict[str, str]:
     """In a repository copy, its own ``src/`` comes first on the import path: the venv's
     editable install points at this checkout's ``src/``, whose adopter package may differ."""
     src = Path(cwd) / "src"
-    return {"PYTHONPATH": str(src)} if (src / "project").is_dir() else {}
+    if Path(cwd).resolve() == REPO or not (src / "project").is_dir():
+        return {}  # this checkout itself: the example's project, as in the test process
+    return {"PYTHONPATH": str(src)}
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True, **extra_env: str):

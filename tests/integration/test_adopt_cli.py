@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from mlci.adopt_render import MARKER
-from tests.helpers import copy_repo, git, run
+from tests.helpers import copy_example, git, run
 
 
 def regression_table(path: Path, n: int = 300) -> Path:
@@ -33,7 +33,7 @@ def regression_table(path: Path, n: int = 300) -> Path:
 
 @pytest.fixture(scope="module")
 def adopted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    root = copy_repo(tmp_path_factory.mktemp("adopt") / "repo")
+    root = copy_example(tmp_path_factory.mktemp("adopt") / "repo")
     table = regression_table(tmp_path_factory.mktemp("data") / "diabetes.csv")
     # This repository may itself be an adopted project: then replacing its contract needs --force.
     force = ["--force"] if MARKER in (root / "src/project/schema.py").read_text() else []

@@ -18,7 +18,7 @@ import yaml
 from sklearn.datasets import load_diabetes
 
 from tests.conftest import git, run
-from tests.helpers import copy_repo, project_env
+from tests.helpers import copy_example, project_env
 from tests.integration.test_server import http, running
 
 pytestmark = pytest.mark.slow
@@ -33,7 +33,7 @@ def diabetes() -> pd.DataFrame:
 def adopted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
     """A template copy adopted onto 80% of the table and trained; the held-out 20% returned."""
     tmp = tmp_path_factory.mktemp("diabetes")
-    repo = copy_repo(tmp / "repo")
+    repo = copy_example(tmp / "repo")
     frame = diabetes()
     holdout = frame.sample(frac=0.2, random_state=0)
     source = tmp / "diabetes.csv"

@@ -281,9 +281,10 @@ def test_killed_pipeline_stops_its_stages_and_keeps_the_model(
 def forget_outputs(ws: Path) -> None:
     """A fresh clone: no DVC cache, no pipeline outputs (git-tracked files stay)."""
     shutil.rmtree(ws / ".dvc/cache", ignore_errors=True)
+    tracked = set(run(["git", "ls-files"], ws).stdout.split())
     for folder in ("models", "data/interim", "data/processed"):
         for path in (ws / folder).glob("*"):
-            if path.name != ".gitignore":
+            if path.relative_to(ws).as_posix() not in tracked:  # .gitignore, model_meta.json
                 path.unlink()
 
 

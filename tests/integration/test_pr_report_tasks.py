@@ -19,7 +19,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlci.history import lock_outs
 from tests.conftest import git, run
 from tests.integration.test_pr_report import (
     NOT_ACTIONS,
@@ -126,7 +125,8 @@ def test_a_model_trained_on_a_shuffled_target_fails(branch) -> None:
     # Same contract, new test set: the base model is re-scored on it (regression metrics),
     # where it is as useless, so it is the floor that fails this model, not a regression.
     assert "re-scored on this branch's test set" in text and verdict["basis"] == "base"
-    assert checks(verdict, passed=False) == {("minimum", "r2")}
+    # ... and the baseline margin (gate.baseline_margin), without any floor at all.
+    assert checks(verdict, passed=False) == {("minimum", "r2"), ("baseline", "r2")}
     _, base, mine, _, mark = metric_row(text, "r2")
     assert float(base) < 0 and float(mine) < 0.1 and mark == "❌"
 
@@ -142,7 +142,7 @@ def test_a_dropped_feature_is_reported_and_judged_on_absolute_limits(branch) -> 
 
     text, verdict = report(repo, "--no-images")
     assert "### Data contract changed against base\n\n- feature(s) removed: `bp`\n" in text
-    assert "(Base facts from: models/model_meta.json (DVC cache).)" in text
+    assert "(Base facts from: models/model_meta.json (committed).)" in text
     assert (
         "> the data contract changed against base (feature(s) removed: `bp`): the two models "
         "are not comparable, so the gate used absolute limits and the baseline"
@@ -156,10 +156,12 @@ def test_a_dropped_feature_is_reported_and_judged_on_absolute_limits(branch) -> 
     code, out = gate(repo)
     assert code == 0 and ABSOLUTE in out and "feature(s) removed: `bp`" in out
 
-    # Without the base model's metadata in the DVC cache, the committed reports tell the same.
-    base_lock = yaml.safe_load(git(repo, "show", "main:dvc.lock").stdout)
-    md5 = lock_outs(base_lock)["models/model_meta.json"]
-    (repo / ".dvc/cache/files/md5" / md5[:2] / md5[2:]).unlink()
+    # A base without the metadata (a project that does not commit it): the committed reports
+    # tell the same.
+    git(repo, "checkout", "-q", "main")
+    git(repo, "rm", "-q", "--cached", "models/model_meta.json")
+    git(repo, "commit", "-qm", "base without committed metadata")
+    git(repo, "checkout", "-qf", "drop-bp")
     text, verdict = report(repo, "--no-images")
     assert "- feature(s) removed: `bp`\n" in text and verdict["basis"] == "absolute"
     assert "(Base facts from: committed reports.)" in text

@@ -4,9 +4,9 @@ A comparison with the base branch is only meaningful when both models answer the
 from the same columns: the base model cannot even be re-scored on a test set that lacks one of
 its features. The facts come from the best source each side has:
 
-1. ``models/model_meta.json``, which the train stage writes with exactly these facts. It is a
-   DVC output (cached, not committed), so the base side has it only when the base's version is
-   in the local DVC cache (found through the base's ``dvc.lock``), or when a project commits it;
+1. ``models/model_meta.json``, which the train stage writes with exactly these facts. It is
+   committed (``cache: false`` in ``dvc.yaml``), so ``git show`` has the base's; a project
+   that caches it instead is read from the local DVC cache through the base's ``dvc.lock``;
 2. otherwise the committed reports: ``reports/metrics.json`` (task; classes, from the per-class
    metrics) and ``reports/plots/importance.csv`` (one row per feature the model used).
 
