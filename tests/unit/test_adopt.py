@@ -201,10 +201,12 @@ def test_dates_constants_and_gappy_columns_are_pointed_out(tmp_path: Path) -> No
 
 
 def test_widen_keeps_nonnegative_data_nonnegative() -> None:
-    assert widen(3.1, 7.9, whole=False) == (2.6, 8.4)
-    assert widen(0.5, 40.0, whole=False)[0] == 0.0  # near 0 and never negative: floor at 0
-    assert widen(-5.0, 5.0, whole=True) == (-6.0, 6.0)
-    assert widen(7.0, 7.0, whole=True) == (6.0, 8.0)  # a constant column still gets a range
+    # Half the span on each side, rounded outwards; never negative data: floor at 0.
+    assert widen(13.1, 17.9, whole=False) == (10.0, 21.0)
+    assert widen(3.1, 7.9, whole=False) == (0.0, 11.0)
+    assert widen(0.5, 40.0, whole=False)[0] == 0.0
+    assert widen(-5.0, 5.0, whole=True) == (-10.0, 10.0)
+    assert widen(7.0, 7.0, whole=True) == (3.0, 11.0)  # a constant column still gets a range
 
 
 # ---- user mistakes: a clear message, nothing written ------------------------------------------
