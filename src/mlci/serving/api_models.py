@@ -11,7 +11,9 @@
   :class:`ValuePrediction` (a number) for regression; the ``Batch*`` items of ``/predict_batch``.
 
 No web framework and no model here: the service, the benchmark and the tests share these.
-Change a feature in the contract and the request model (and ``/docs.json``) follows.
+Change a feature in the contract and the request model (and ``/docs.json``) follows. Each
+function takes the contract's facts (``spec``); by default ``mlci.contract.spec()``, which imports
+pandera: the service passes the facts its model's serving manifest recorded instead.
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ from typing import Annotated, Any, Literal, NotRequired, Required
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 from typing_extensions import TypedDict
-
-from mlci import contract
 
 # Upper bound on records per request: a request this size is parsed, predicted and logged in a
 # few tens of milliseconds; anything larger belongs in an offline batch job.
@@ -35,10 +35,16 @@ OPEN_EXAMPLE = "example"
 _TEXT = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
 
 
-def example_record(spec: contract.Spec | None = None) -> dict[str, Any]:
+def _contract_spec() -> Any:
+    from mlci import contract  # pandas and pandera: only when no spec is given
+
+    return contract.spec()
+
+
+def example_record(spec: Any = None) -> dict[str, Any]:
     """A valid record of the contract: mid-range numbers, the first allowed category (any text
     for an open set). The service's documented example and the release smoke test's request."""
-    spec = spec or contract.spec()
+    spec = spec if spec is not None else _contract_spec()
     example: dict[str, Any] = {}
     for f in spec.features:
         if f.kind == "categorical":
@@ -53,7 +59,7 @@ def example_record(spec: contract.Spec | None = None) -> dict[str, Any]:
 
 
 @cache
-def record_model() -> Any:
+def record_model(spec: Any = None) -> Any:
     """One input row: every contract feature, typed, bounded and closed to unknown fields.
 
     strict: ``false`` and ``"3"`` are not numbers (an int such as ``3800`` is a number).
@@ -63,7 +69,7 @@ def record_model() -> Any:
     A ``TypedDict`` rather than a ``BaseModel``: pydantic validates it straight into the dicts
     the predictor reads (a third faster on 1,000 records than building model instances).
     """
-    spec = contract.spec()
+    spec = spec if spec is not None else _contract_spec()
     fields: dict[str, Any] = {}
     for f in spec.features:
         if f.kind == "categorical" and f.categories:
@@ -97,10 +103,10 @@ def record_model() -> Any:
     return record
 
 
-def records_field() -> tuple[Any, Any]:
+def records_field(spec: Any = None) -> tuple[Any, Any]:
     """The ``records`` field of a request: 1 to ``MAX_RECORDS`` contract records."""
     return (
-        Annotated[list[record_model()], Field(min_length=1, max_length=MAX_RECORDS)],  # type: ignore[misc]
+        Annotated[list[record_model(spec)], Field(min_length=1, max_length=MAX_RECORDS)],  # type: ignore[misc]
         Field(description=f"1 to {MAX_RECORDS} records to score"),
     )
 
@@ -152,6 +158,6 @@ class BatchValuePrediction(ValuePrediction):
 
 def response_models(task: str | None = None) -> tuple[type[BaseModel], type[BaseModel]]:
     """(answer of /predict, item of /predict_batch) for the contract's task."""
-    if (task or contract.spec().task) == "regression":
+    if (task or _contract_spec().task) == "regression":
         return ValueResponse, BatchValuePrediction
     return PredictResponse, BatchPrediction

@@ -9,22 +9,30 @@ The service finds its model the same way (:func:`resolve_tag`), so ``bentoml ser
 repository serves exactly the model ``dvc.lock`` describes, and a built bento serves the tag it
 was built with (passed as the bento argument ``model_tag``).
 
+Registering also writes the serving manifest (``serving.json``, :mod:`mlci.serving.manifest`):
+the model is loaded, checked against the contract (a model that does not fit it is refused
+here, before it reaches the store) and its compiled fast path proven against the pipeline, so
+a serving worker starts without scikit-learn. Registering a model that is already stored
+rewrites a manifest that is missing or out of date (another contract, scikit-learn or format).
+
+This module is imported by the service at start: nothing heavy at the top (no pandas).
+
 ``BENTOML_HOME`` chooses the store (default ``~/bentoml``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from mlci import files, paths
+from mlci import paths
 from mlci.errors import UserError
+from mlci.serving import manifest
 
 MODEL_NAME = "mlci-classifier"
 MODEL_FILE = "model.skops"
@@ -35,7 +43,9 @@ _VERSION_CHARS = 16
 def lock_sha256(lock: Path = DVC_LOCK) -> str:
     if not lock.is_file():
         raise UserError(f"{lock} not found: run `make run` (dvc repro) first")
-    return files.sha256_file(lock)
+    h = hashlib.sha256()
+    h.update(lock.read_bytes())
+    return h.hexdigest()
 
 
 def default_tag(lock: Path = DVC_LOCK) -> str:
@@ -69,6 +79,8 @@ def resolve_tag() -> str:
 
 def tracked_md5(path: Path = paths.MODEL, lock: Path = DVC_LOCK) -> str:
     """The md5 ``dvc.lock`` records for ``path`` (an output of some stage)."""
+    import yaml
+
     data = yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
     for stage in (data.get("stages") or {}).values():
         for out in stage.get("outs") or []:
@@ -77,12 +89,11 @@ def tracked_md5(path: Path = paths.MODEL, lock: Path = DVC_LOCK) -> str:
     raise UserError(f"{lock} does not record {path}: run `make run` (dvc repro) first")
 
 
-def md5_file(path: Path) -> str:
-    h = hashlib.md5(usedforsecurity=False)
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+md5_file = manifest.md5_file
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def check_tracked(path: Path = paths.MODEL, lock: Path = DVC_LOCK) -> str:
@@ -118,7 +129,7 @@ def key_metrics(metrics_path: Path = paths.METRICS) -> dict[str, float]:
     """The scalar test-set metrics of the model (``reports/metrics.json`` → ``model``)."""
     if not metrics_path.is_file():
         return {}
-    model = (files.read_json(metrics_path) or {}).get("model") or {}
+    model = (_read_json(metrics_path) or {}).get("model") or {}
     return {
         k: float(v)
         for k, v in model.items()
@@ -133,7 +144,7 @@ def labels_and_metadata(model_md5: str) -> tuple[dict[str, str], dict[str, Any]]
     metadata) or ``regression`` (the ``target`` is a number; no classes). Metrics are the test
     set's, whatever the task reports (accuracy, f1_macro... or rmse, mae, r2).
     """
-    meta = files.read_json(paths.MODEL_META) if paths.MODEL_META.is_file() else {}
+    meta = _read_json(paths.MODEL_META) if paths.MODEL_META.is_file() else {}
     commit, dirty = git_commit()
     metrics = key_metrics()
     task = str(meta.get("task") or ("classification" if meta.get("classes") else "unknown"))
@@ -159,7 +170,8 @@ def labels_and_metadata(model_md5: str) -> tuple[dict[str, str], dict[str, Any]]
 
 
 def register(tag: str | None = None) -> dict[str, Any]:
-    """Register ``models/model.skops`` under ``tag`` (default: :func:`default_tag`)."""
+    """Register ``models/model.skops`` under ``tag`` (default: :func:`default_tag`), with its
+    serving manifest."""
     import bentoml
     from bentoml.exceptions import NotFound
 
@@ -177,11 +189,16 @@ def register(tag: str | None = None) -> dict[str, Any]:
                 f"different file than {paths.MODEL}; remove it with `bentoml models delete "
                 f"{tag}` and run this again"
             )
+        found, _ = manifest.read(Path(existing.path), MODEL_FILE)
+        if found is None:  # registered by an older version, or for another contract/sklearn
+            manifest.write(Path(existing.path), MODEL_FILE)
         return {"tag": str(existing.tag), "created": False, "path": existing.path}
 
     labels, metadata = labels_and_metadata(model_md5)
     with bentoml.models.create(tag, labels=labels, metadata=metadata) as ref:
         shutil.copy2(paths.MODEL, Path(ref.path) / MODEL_FILE)
+        # Loads and checks the model: one that does not fit the contract never enters the store.
+        manifest.write(Path(ref.path), MODEL_FILE)
         for extra in (paths.MODEL_META, paths.METRICS):
             if extra.is_file():
                 shutil.copy2(extra, Path(ref.path) / extra.name)

@@ -9,19 +9,25 @@ fitted encoders (every known category, an unseen value, missing values, the boun
 number). Whatever cannot be compiled, or does not match, falls back to the whole pipeline
 (correct, slower), and the predictor says why (``fallback_reason``; the service logs it once
 and exports ``mlci_fast_path_enabled``).
+
+That check normally runs when the model is registered (:mod:`mlci.serving.manifest` records the
+compiled arrays, the probe records and the pipeline's answers to them); a serving worker then
+builds the predictor from that record with :meth:`Predictor.from_compiled` and only repeats the
+comparison against the recorded answers: no scikit-learn, skops, pandas or pandera at start-up.
+The pipeline itself is loaded on first use (``pipeline``), never on the fast path.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mlci import artifacts, contract
 from mlci.errors import UserError
 from mlci.serving.compiled import (
     UNSEEN,
@@ -53,24 +59,15 @@ class Predictor:
     why).
     """
 
-    def __init__(self, pipeline: Any, version: str, *, fast: bool = True) -> None:
-        spec = contract.spec()
-        self.pipeline = pipeline
-        self.version = version
-        self.task = spec.task
-        self.classes: tuple[str, ...] = (
+    def __init__(self, pipeline: Any, version: str, *, fast: bool = True, spec: Any = None) -> None:
+        self._setup(spec if spec is not None else _contract_spec(), version)
+        self._pipeline = pipeline
+        self.classes = (
             tuple(str(c) for c in getattr(pipeline, "classes_", ()))
             if self.task == "classification"
             else ()
         )
-        self.features = spec.feature_names
-        self.numeric = set(spec.numeric)
         self._check_matches_contract()
-        self.preprocess: CompiledPreprocess | None = None
-        self.estimator: CompiledLinear | None = None
-        self._estimator_obj: Any = None
-        self.mode = "sklearn"
-        self.fallback_reason: str | None = None
         if not fast:
             self._fall_back("switched off (MLCI_SERVING_FAST_PATH=0)")
             return
@@ -81,6 +78,53 @@ class Predictor:
             self._fall_back(str(why))
         except Exception as err:  # a model the compiler misreads must still be served
             self._fall_back(f"the compiler failed ({type(err).__name__}: {err})")
+
+    def _setup(self, spec: Any, version: str) -> None:
+        # ``spec``: the contract's facts (``mlci.contract.Spec``, or the copy a serving manifest
+        # holds: the same fields, without importing pandera).
+        self.spec = spec
+        self.version = version
+        self.task = spec.task
+        self.features = spec.feature_names
+        self.numeric = set(spec.numeric)
+        self.classes: tuple[str, ...] = ()
+        self.preprocess: CompiledPreprocess | None = None
+        self.estimator: CompiledLinear | None = None
+        self._estimator_obj: Any = None
+        self._pipeline: Any = None
+        self._load_pipeline: Callable[[], Any] | None = None
+        self.mode = "sklearn"
+        self.fallback_reason: str | None = None
+        self.probe_gap: float | None = None  # the start-up proof's largest difference
+
+    @classmethod
+    def from_compiled(
+        cls,
+        spec: Any,
+        version: str,
+        classes: Sequence[str],
+        preprocess: CompiledPreprocess,
+        estimator: CompiledLinear,
+        load_pipeline: Callable[[], Any],
+    ) -> Predictor:
+        """A fully compiled predictor whose check against the pipeline was recorded when the model
+        was registered (:mod:`mlci.serving.manifest`); call :meth:`check_recorded` before use.
+        The pipeline is loaded by ``load_pipeline`` on first use only."""
+        self = cls.__new__(cls)
+        self._setup(spec, version)
+        self.classes = tuple(classes)
+        self.preprocess, self.estimator = preprocess, estimator
+        self._load_pipeline = load_pipeline
+        self.mode = "compiled"
+        return self
+
+    @property
+    def pipeline(self) -> Any:
+        """The fitted scikit-learn pipeline (loaded on first use for a predictor built from a
+        manifest: the fast path never needs it)."""
+        if self._pipeline is None and self._load_pipeline is not None:
+            self._pipeline = self._load_pipeline()
+        return self._pipeline
 
     @property
     def fast_path(self) -> bool:
@@ -107,7 +151,7 @@ class Predictor:
     def _check_matches_contract(self) -> None:
         from sklearn.base import is_classifier
 
-        spec = contract.spec()
+        spec = self.spec
         trained = getattr(self.pipeline, "feature_names_in_", None)
         if trained is not None and set(map(str, trained)) != set(spec.feature_names):
             raise UserError(
@@ -131,7 +175,7 @@ class Predictor:
     def probe_records(self) -> list[dict[str, Any]]:
         """Records that exercise every compiled lookup: each known category, an unseen value
         and a missing value of every categorical feature; the bounds of every number."""
-        spec = contract.spec()
+        spec = self.spec
         known = {c.name: list(c.index) for c in (self.preprocess or ()).categorical}  # type: ignore[union-attr]
         base: dict[str, Any] = {}
         for f in spec.features:
@@ -155,12 +199,26 @@ class Predictor:
 
     def _check_against_pipeline(self) -> None:
         records = self.probe_records()
+        self.check_recorded(records, self.reference_answers(records))
+
+    def reference_answers(self, records: Sequence[Record]) -> np.ndarray:
+        """The pipeline's answers: probabilities (classification) or values (regression)."""
         if self.task == "classification":
-            fast, ref = self.predict_proba(records), self.reference_proba(records)
-            gap = float(np.max(np.abs(fast - ref)))
+            return self.reference_proba(records)
+        return self.reference_values(records)
+
+    def check_recorded(self, records: Sequence[Record], expected: Any) -> None:
+        """Raise :class:`NotCompilableError` unless the compiled path gives the pipeline's
+        answers ``expected`` on ``records`` (computed now, or recorded at registration)."""
+        ref = np.asarray(expected, dtype=np.float64)
+        if self.task == "classification":
+            fast = self.predict_proba(records)
+            gap = float(np.max(np.abs(fast - ref))) if fast.shape == ref.shape else math.inf
         else:
-            fast, ref = self.predict_values(records), self.reference_values(records)
-            gap = float(np.max(np.abs(fast - ref) / np.maximum(1.0, np.abs(ref))))
+            fast = self.predict_values(records)
+            scale = np.maximum(1.0, np.abs(ref))
+            gap = float(np.max(np.abs(fast - ref) / scale)) if fast.shape == ref.shape else math.inf
+        self.probe_gap = gap
         if not gap <= PROBE_TOLERANCE:  # also catches NaN
             raise NotCompilableError(
                 f"the compiled path differs from the pipeline by {gap:.3g} on a probe record"
@@ -169,11 +227,15 @@ class Predictor:
     # -- predicting ------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: Path, version: str, *, fast: bool | None = None) -> Predictor:
+    def load(
+        cls, path: Path, version: str, *, fast: bool | None = None, spec: Any = None
+    ) -> Predictor:
         """Load with skops and the trust list (never pickle)."""
+        from mlci import artifacts  # skops and scikit-learn: seconds of imports
+
         if fast is None:
-            fast = os.environ.get("MLCI_SERVING_FAST_PATH", "1") not in ("0", "false", "no")
-        return cls(artifacts.load_model(path), version, fast=fast)
+            fast = fast_path_wanted()
+        return cls(artifacts.load_model(path), version, fast=fast, spec=spec)
 
     def score(self, records: Sequence[Record]) -> tuple[list[Any], np.ndarray | None]:
         """(predictions, probabilities): class labels and their probabilities, or for
@@ -225,6 +287,17 @@ class Predictor:
     def labels(self, proba: np.ndarray) -> list[str]:
         classes = self.classes
         return [classes[i] for i in proba.argmax(axis=1).tolist()]
+
+
+def fast_path_wanted() -> bool:
+    """False when ``MLCI_SERVING_FAST_PATH`` switches the compiled path off."""
+    return os.environ.get("MLCI_SERVING_FAST_PATH", "1") not in ("0", "false", "no")
+
+
+def _contract_spec() -> Any:
+    from mlci import contract  # pandas and pandera: imported only when no manifest gives the spec
+
+    return contract.spec()
 
 
 def limit_threads(n: int | None = None) -> None:

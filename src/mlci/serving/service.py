@@ -27,6 +27,12 @@ Every prediction is appended to the prediction log (``mlci.serving.prediction_lo
 blocking or failing a request, and counted on /metrics (``mlci.serving.service_metrics``), which
 also says whether the compiled fast path predicts (``mlci_fast_path_enabled``; the log says why
 not, once).
+
+Start-up: ``bentoml serve`` imports this module in its supervisor and again in every worker, so
+nothing heavy is imported here. The request model and the answers' shape come from the model's
+serving manifest (``mlci.serving.manifest``, written at registration), not from the pandera
+contract; a worker builds the compiled predictor from it with NumPy alone (no scikit-learn,
+skops, pandas or pandera) and logs one ``start-up:`` line with the time of each phase.
 """
 
 from __future__ import annotations
@@ -34,8 +40,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 import uuid
 from collections import Counter as _Tally
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -44,12 +52,11 @@ import orjson
 from pydantic import create_model
 from starlette.responses import Response
 
-from mlci import contract
+from mlci import serving
 from mlci.serving import (
     api_models,
     model_store,
     prediction_log,
-    predictor,
     request_guard,
     service_metrics,
     stored_model,
@@ -61,12 +68,15 @@ show_service_logs()
 log = logging.getLogger("mlci.serving.service")
 
 MODEL_TAG = model_store.resolve_tag()
+MODEL = stored_model.StoreModel(MODEL_TAG)
+# The contract's facts, from the model's serving manifest when usable (else the contract).
+SPEC = MODEL.serving_spec()
 # Requests up to this many records are predicted on the event loop (microseconds of work, no
 # thread hop); bigger ones in a worker thread so health checks stay responsive.
 INLINE_ROWS = 64
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
-TASK = contract.spec().task
+TASK = SPEC.task
 # The answers' shapes follow the contract's task (label and probabilities, or a value).
 PredictResponse, BatchItem = api_models.response_models(TASK)
 # Regression has no classes: its predictions are counted under one empty label.
@@ -76,7 +86,7 @@ PredictRequest = create_model(
     "PredictRequest",
     __base__=request_guard.ValidatedInput,
     __doc__="Records to score; every field is checked against the data contract.",
-    records=api_models.records_field(),
+    records=api_models.records_field(SPEC),
 )
 
 
@@ -97,13 +107,21 @@ _TRACING = (
     **_TRACING,
 )
 class Classifier:
-    model = stored_model.StoreModel(MODEL_TAG)
+    model = MODEL
 
     def __init__(self) -> None:
+        from mlci.serving import predictor  # NumPy: the supervisor never needs it
+
+        started = time.time()
+        self.spec = SPEC
         self.predictor = stored_model.load_predictor(type(self).__dict__["model"])
         self.version = self.predictor.version
         self.classes = self.predictor.classes
         predictor.limit_threads()
+        loaded = time.time()
+        # Warm-up: the first request should not pay for first-call costs.
+        self.predictor.score([api_models.example_record(self.spec)])
+        warm = time.time()
         self._counters = {
             c: service_metrics.PREDICTIONS.labels(label=c, model_version=self.version)
             for c in (self.classes or (VALUE_LABEL,))
@@ -125,10 +143,35 @@ class Classifier:
             f"classes {list(self.classes)}" if self.classes else "regression",
             self.predictor.mode,
         )
+        self._log_startup(started, loaded, warm)
+
+    def _log_startup(self, started: float, loaded: float, warm: float) -> None:
+        """One line with the time of each start-up phase of this worker (``bench/serve_bench.py``
+        reads it): the process up to this module (Python, BentoML), this module's imports, the
+        model (manifest read or model file loaded; predictor built), the self-check of the
+        compiled path against the pipeline's recorded answers, the warm-up; "ready": the end
+        of ``__init__`` (metrics and prediction log set up too)."""
+        startup = type(self).__dict__["model"].__dict__["startup"]
+        resolve = startup.timings.get("resolve_s", 0.0)  # during this module's import
+        check = startup.timings.get("self_check_s", 0.0)
+        now = time.time()
+        age = _process_age()
+        process = now - age if age is not None else serving.IMPORTED_AT
+        log.info(
+            "start-up: ready %.2f s after the worker process started: Python and BentoML %.2f s, "
+            "service imports %.2f s, model %.3f s (%s), self-check %.2f ms, warm-up %.2f ms",
+            now - process,
+            serving.IMPORTED_AT - process,
+            _IMPORT_DONE - serving.IMPORTED_AT - resolve,
+            resolve + (loaded - started - check),
+            startup.source,
+            check * 1e3,
+            (warm - loaded) * 1e3,
+        )
 
     def _open_prediction_log(self) -> prediction_log.PredictionLog | None:
         """The prediction log the environment asks for (``MLCI_PREDICTION_LOG``...)."""
-        spec = contract.spec()
+        spec = self.spec
         return prediction_log.from_env(
             spec.feature_names,
             self.classes,
@@ -231,6 +274,19 @@ class Classifier:
         )
 
 
+def _process_age() -> float | None:
+    """Seconds since this process started (Linux ``/proc``; None elsewhere). Not psutil's
+    ``create_time``: it counts from the boot time rounded to whole seconds, so it can be up to
+    a second off against ``time.time()``."""
+    try:
+        after_name = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(after_name[19])  # field 22, the start time in clock ticks since boot
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
 def _request_id(ctx: bentoml.Context) -> str:
     given = ctx.request.headers.get("x-request-id")
     if given and _REQUEST_ID.match(given):
@@ -241,3 +297,5 @@ def _request_id(ctx: bentoml.Context) -> str:
 Classifier.add_asgi_middleware(
     request_guard.RequestGuard, input_spec=PredictRequest, api_routes=("/predict", "/predict_batch")
 )
+
+_IMPORT_DONE = time.time()
