@@ -249,14 +249,8 @@ def bench_full_and_noop(
 def bench_scaled(root: Path, rows: int) -> dict[str, Any]:
     repo = copy_repo(root / "scaled" / "repo")
     env = tool_env(src=repo / "src")
-    params = repo / "params.yaml"
-    text, n = re.subn(
-        r"(?m)^(\s+source:\s*)\S+", rf"\g<1>{SYNTHETIC.as_posix()}", params.read_text(), count=1
-    )
-    if n != 1:
-        raise BenchError(f"{params}: no `data.source` line to point at the synthetic data")
-    params.write_text(text)
-
+    # Generated from the project's own source first (pipeline_synth reads data.source), then
+    # data.source points at the synthetic table.
     gen = run_measured(
         [
             str(BIN / "python"),
@@ -270,6 +264,13 @@ def bench_scaled(root: Path, rows: int) -> dict[str, Any]:
         env=env,
         label="generate synthetic data",
     )
+    params = repo / "params.yaml"
+    text, n = re.subn(
+        r"(?m)^(\s+source:\s*)\S+", rf"\g<1>{SYNTHETIC.as_posix()}", params.read_text(), count=1
+    )
+    if n != 1:
+        raise BenchError(f"{params}: no `data.source` line to point at the synthetic data")
+    params.write_text(text)
     log(f"generated {rows} rows in {gen.wall_s:.1f} s")
     stages: dict[str, Any] = {}
     load = load_average()
