@@ -334,12 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if os.environ.get("DVC_STAGE"):  # a stage of `dvc repro`: stop when the pipeline stops
-        from mlci import run_guard
-
-        run_guard.tie_to_pipeline()
     args = build_parser().parse_args(argv)
     try:
+        if os.environ.get("DVC_STAGE"):  # a stage of `dvc repro`: stop when the pipeline stops
+            from mlci import run_guard
+
+            run_guard.tie_to_pipeline()  # inside the try: dvc already gone is a quiet exit 130
         return args.func(args)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)

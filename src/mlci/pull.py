@@ -121,7 +121,8 @@ def pull(allow_missing: bool = False) -> Outcome:
     if not absent:
         done = (pulled.stdout.strip().splitlines() or [""])[-1]
         return Outcome(0, f"pulled ({done}): all {len(tracked)} DVC-tracked outputs are present")
-    held = [] if state == "absent" else [p for p in tracked if p not in _not_in_remote()]
+    not_in_remote = set() if state == "absent" else set(_not_in_remote())  # one dvc call
+    held = [] if state == "absent" else [p for p in tracked if p not in not_in_remote]
     if not held:
         return Outcome(
             0,

@@ -76,6 +76,23 @@ def test_columnar_and_generic_serialisers_write_the_same_bytes(exclude) -> None:
     log.close()
 
 
+def test_open_categories_are_encoded_by_the_columnar_serialiser() -> None:
+    """An open set (no `isin`: a postcode) is left out of the category table the service
+    passes; its strings are encoded like numbers, column by column, with the same bytes."""
+    from mlci.serving.log_lines import LineEncoder
+
+    encoder = LineEncoder(["postcode", "basket"], ["no", "yes"], categories={})
+    records = [
+        {"postcode": "00139", "basket": 31.5},
+        {"postcode": None, "basket": None},
+        {"postcode": 'say "hi"', "basket": 2.0},
+    ]
+    batch = Batch("r", "t", "v", records, ["no", "yes", "no"], np.full((3, 2), 0.5))
+    assert encoder.columnar(batch) == encoder.generic(batch)
+    comma = Batch("r", "t", "v", [{"postcode": "a,b", "basket": 1.0}], ["no"], np.full((1, 2), 0.5))
+    assert encoder.lines(comma) == encoder.generic(comma)  # a comma: the generic path
+
+
 def test_unexpected_values_fall_back_to_the_generic_serialiser(tmp_path: Path) -> None:
     log = make(tmp_path / "p.jsonl", categories=CATEGORIES)
     odd = [

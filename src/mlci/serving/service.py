@@ -175,7 +175,12 @@ class Classifier:
         return prediction_log.from_env(
             spec.feature_names,
             self.classes,
-            categories={f.name: f.categories for f in spec.features if f.kind == "categorical"},
+            # Closed sets only: an open set (no `isin`) has no category table to encode from.
+            categories={
+                f.name: f.categories
+                for f in spec.features
+                if f.kind == "categorical" and f.categories
+            },
             on_written=service_metrics.LOG_WRITTEN.inc,
             on_dropped=service_metrics.LOG_DROPPED.inc,
             on_error=service_metrics.LOG_ERRORS.inc,
