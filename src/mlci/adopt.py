@@ -25,7 +25,7 @@ from types import ModuleType
 import pandera.pandas as pa
 import yaml
 
-from mlci import files
+from mlci import files, tables
 from mlci import params_file as params_file_check
 from mlci.adopt_config import edit_params, render_dvc_yaml
 from mlci.adopt_infer import Plan, infer
@@ -219,6 +219,7 @@ def self_check(plan: Plan, schema_src: str, cleaning_src: str) -> None:
     """The rendered contract, after the rendered cleaning, validates the table it came from."""
     with _rendered_package(schema_src, cleaning_src) as (schema, cleaning):
         cleaned, _ = cleaning.clean_raw(plan.table.copy())
+        cleaned, _ = tables.drop_unlabelled(cleaned, plan.target)  # as the ingest stage does
         try:
             schema.Contract.to_schema().validate(cleaned, lazy=True)
         except pa.errors.SchemaErrors as err:

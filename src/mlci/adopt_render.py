@@ -176,16 +176,11 @@ ID_COLUMN: str | None = {_quote(plan.id_column) if plan.id_column else None}
 
 
 def render_cleaning(plan: Plan, source: str) -> str:
-    drop = plan.target_missing > 0
+    # Rows without a target are dropped by the ingest stage, not here: drift monitoring runs
+    # clean_raw on its batches too, and a batch whose labels arrive late must keep its rows.
     unused = "".join(f"\n    {_quote(c)},  # no value in the adopted table" for c in plan.empty)
     unused = f"[{unused}\n]" if unused else "[]"
-    what = (
-        "drops the rows\nwithout a target (a row without a label can be neither trained nor "
-        "tested on)."
-        if drop
-        else "passes the table\nthrough."
-    )
-    imports = "\nfrom project.schema import TARGET\n" if drop else ""
+    what = "passes the table\nthrough (the ingest stage drops rows without a target, counted)."
     text = f'''"""How the raw source becomes contract rows, {MARKER} for the adopted table:
 
     {source}
@@ -204,7 +199,7 @@ columns, map them in ``RAW_COLUMNS``; list columns the model must not see in ``R
 from __future__ import annotations
 
 import pandas as pd
-{imports}
+
 # Raw column name -> contract column name (none: the table uses the contract's names).
 RAW_COLUMNS: dict[str, str] = {{}}
 # Raw columns the model does not use: dropped before validation.
@@ -219,12 +214,6 @@ def clean_raw(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     fixes: dict[str, int] = {{}}
     df = df.rename(columns=RAW_COLUMNS).drop(columns=RAW_UNUSED, errors="ignore")
 '''
-    if drop:
-        text += """    if TARGET in df.columns:
-        unlabelled = df[TARGET].isna()
-        fixes["rows_without_target_dropped"] = int(unlabelled.sum())
-        df = df.loc[~unlabelled]
-"""
     return text + "    return df, fixes\n"
 
 
@@ -251,7 +240,7 @@ def notes(plan: Plan) -> list[str]:
     notes = []
     if plan.target_missing:
         notes.append(
-            f"{plan.target_missing} row(s) have no {plan.target!r}: cleaning.py drops them "
+            f"{plan.target_missing} row(s) have no {plan.target!r}: the ingest stage drops them "
             "(counted in reports/ingest.json), the contract describes the other "
             f"{plan.rows}"
         )

@@ -84,6 +84,15 @@ def clean(df: pd.DataFrame, what: str) -> tuple[pd.DataFrame, dict[str, int]]:
     return contract.as_contract_types(cleaned), {str(k): int(v) for k, v in fixes.items()}
 
 
+def drop_unlabelled(df: pd.DataFrame, target: str) -> tuple[pd.DataFrame, int]:
+    """Training rows need a target: the rows without one, dropped, and how many. (Only the
+    training path does this; a drift batch keeps its unlabelled rows for the feature tests.)"""
+    if target not in df.columns:
+        return df, 0
+    unlabelled = df[target].isna()
+    return df.loc[~unlabelled], int(unlabelled.sum())
+
+
 def is_json_table(path: Path) -> bool:
     """Whether a ``.jsonl`` file holds table rows (columns at the top level) rather than the
     service's prediction log (``features``, ``prediction``, ... at the top level).

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlci import files, paths, tables
+from mlci import contract, files, paths, tables
 from mlci.config import DataConfig, Params
 from mlci.errors import UserError
 
@@ -65,6 +65,9 @@ def read_source(cfg: DataConfig, text_columns: list[str] | None = None) -> pd.Da
 def ingest(params: Params) -> dict:
     raw = read_source(params.data, tables.text_columns())
     cleaned, fixes = tables.clean(raw, f"data.source {params.data.source!r}")
+    cleaned, unlabelled = tables.drop_unlabelled(cleaned, contract.spec().target)
+    if unlabelled:
+        fixes["rows_without_target_dropped"] = unlabelled
     summary = {
         "source": params.data.source,
         "source_sha256": _source_digest(params.data.source),
