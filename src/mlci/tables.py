@@ -22,12 +22,11 @@ from mlci import contract
 from mlci.errors import UserError
 from project import cleaning
 
+# By the name's ending (a URL's query left out); the ingest stage reads the same csv and parquet.
 FORMATS = {
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
+    (".parquet", ".pq"): "parquet",
+    (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".tsv", ".txt"): "csv",
+    (".jsonl", ".ndjson"): "jsonl",
 }
 
 
@@ -38,8 +37,9 @@ def text_columns() -> list[str]:
     return sorted(text | {raw for raw, name in renamed.items() if name in text})
 
 
-def table_format(path: Path) -> str | None:
-    return FORMATS.get(Path(path).suffix.lower())
+def table_format(path: Path | str) -> str | None:
+    name = str(path).lower().split("?", 1)[0]
+    return next((fmt for endings, fmt in FORMATS.items() if name.endswith(endings)), None)
 
 
 def read_table(path: Path, what: str) -> pd.DataFrame:
@@ -48,13 +48,14 @@ def read_table(path: Path, what: str) -> pd.DataFrame:
     path = Path(path)
     fmt = table_format(path)
     if fmt is None:
-        raise UserError(f"{what} {path}: unknown format; use .csv, .parquet or .jsonl")
+        raise UserError(f"{what} {path}: unknown format; use .csv (.tsv), .parquet or .jsonl")
     if not path.is_file():
         raise UserError(f"{what} {path}: file not found")
     text = text_columns()
     try:
         if fmt == "csv":
-            df = pd.read_csv(path, dtype=dict.fromkeys(text, "string"))
+            sep = "\t" if path.name.lower().endswith(".tsv") else ","
+            df = pd.read_csv(path, sep=sep, dtype=dict.fromkeys(text, "string"))
         elif fmt == "parquet":
             df = pd.read_parquet(path)
         else:

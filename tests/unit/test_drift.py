@@ -475,3 +475,22 @@ def test_a_metric_drop_counts_only_beyond_the_tolerance_and_the_noise(
     perf = quality.performance(batch, model, CFG, metrics)
     assert perf["judged"]["beyond_noise"] and not perf["judged"]["beyond_tolerance"]
     assert perf["degraded"] is False
+
+
+def test_a_batch_is_read_in_every_format_ingest_reads(tmp_path: Path) -> None:
+    """One table of name endings for training data and drift batches: a .tsv or a compressed
+    CSV that ingest accepts is a batch drift accepts, with the same values."""
+    from mlci import tables
+
+    raw = pd.read_csv(EXAMPLE_RAW, dtype=str).head(60)
+    raw.to_csv(tmp_path / "b.tsv", sep="\t", index=False)
+    raw.to_csv(tmp_path / "b.csv.gz", index=False)
+    expected = tables.read_table(_write_csv(raw, tmp_path / "b.csv"), "batch")
+    for name in ("b.tsv", "b.csv.gz"):
+        got = tables.read_table(tmp_path / name, "batch")
+        pd.testing.assert_frame_equal(got, expected)
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> Path:
+    df.to_csv(path, index=False)
+    return path

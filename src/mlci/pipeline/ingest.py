@@ -18,11 +18,9 @@ _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 def source_format(source: str, fmt: str) -> str:
     if fmt != "auto":
         return fmt
-    name = source.lower().split("?", 1)[0]
-    if name.endswith((".parquet", ".pq")):
-        return "parquet"
-    if name.endswith((".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".tsv", ".txt")):
-        return "csv"
+    fmt = tables.table_format(source)  # the one table of name endings drift reads too
+    if fmt in ("csv", "parquet"):
+        return fmt
     raise UserError(
         f"data.source {source!r}: cannot tell the format from the name; "
         "set data.format to csv or parquet in params.yaml"
