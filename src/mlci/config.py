@@ -221,8 +221,10 @@ def parse_params(raw: Any, path: Path = PARAMS_FILE) -> Params:
 def load_params(path: Path | None = None, estimator: bool = False) -> Params:
     """Load and validate params.yaml.
 
-    ``estimator=True`` also checks the estimator's hyperparameter names against scikit-learn.
-    That import costs seconds, so only the commands that use the estimator (train,
+    Every load also checks the settings that name contract columns (the task, the slices)
+    against the data contract, which imports pandas and pandera (under a second).
+    ``estimator=True`` also checks the estimator's hyperparameters with scikit-learn's own
+    validation. That import costs seconds, so only the commands that use the estimator (train,
     check-params) pay it; the other stages never read those settings.
     """
     path = Path(path or PARAMS_FILE)
