@@ -37,12 +37,7 @@ MODEL_FILE = model_store.MODEL_FILE
 
 def test_the_manifests_contract_facts_are_the_contracts() -> None:
     spec = contract.spec()
-    assert [f.name for f in dataclasses.fields(manifest.Spec)] == [
-        f.name for f in dataclasses.fields(type(spec))
-    ]
-    assert [f.name for f in dataclasses.fields(manifest.Feature)] == [
-        f.name for f in dataclasses.fields(type(spec.features[0]))
-    ]
+    assert type(spec) is manifest.Spec  # one definition (mlci.spec), no pandera in it
     copy = manifest.spec_from_json(json.loads(json.dumps(manifest.spec_to_json(spec))))
     assert dataclasses.asdict(copy) == dataclasses.asdict(spec)
     for prop in ("task", "numeric", "categorical", "feature_names"):

@@ -18,10 +18,10 @@ against the recorded answers (a millisecond): a compiled path that does not give
 answers is never used. The pipeline is loaded only if something asks for it.
 
 It is used only while it describes what is served; :func:`read` says why not otherwise: the model
-file's md5, the contract's source (``mlci/contract.py`` and the ``project`` package), the
-scikit-learn version and the manifest format must be the ones it was written with. Otherwise the
-worker loads, compiles and checks the pipeline at start, as without a manifest (slower, same
-answers), and says so once; ``mlci register-model`` writes a fresh one.
+file's md5, the contract's source (``mlci/contract.py``, ``mlci/spec.py`` and the ``project``
+package), the scikit-learn version and the manifest format must be the ones it was written with.
+Otherwise the worker loads, compiles and checks the pipeline at start, as without a manifest
+(slower, same answers), and says so once; ``mlci register-model`` writes a fresh one.
 """
 
 from __future__ import annotations
@@ -32,54 +32,16 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+
+from mlci.spec import Feature, Spec
 
 FILE = "serving.json"
 # Bump when the layout or the meaning of a field changes: older manifests are then not used.
 FORMAT = 1
-
-
-@dataclass(frozen=True)
-class Feature:
-    """``mlci.contract.Feature`` without pandera (the same fields; a test keeps them equal)."""
-
-    name: str
-    kind: Literal["numeric", "categorical"]
-    nullable: bool
-    minimum: float | None = None
-    maximum: float | None = None
-    categories: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Spec:
-    """``mlci.contract.Spec`` without pandera (the same fields and properties)."""
-
-    target: str
-    id_column: str | None
-    classes: tuple[str, ...]
-    features: tuple[Feature, ...]
-    target_minimum: float | None = None
-    target_maximum: float | None = None
-
-    @property
-    def task(self) -> Literal["classification", "regression"]:
-        return "classification" if self.classes else "regression"
-
-    @property
-    def numeric(self) -> list[str]:
-        return [f.name for f in self.features if f.kind == "numeric"]
-
-    @property
-    def categorical(self) -> list[str]:
-        return [f.name for f in self.features if f.kind == "categorical"]
-
-    @property
-    def feature_names(self) -> list[str]:
-        return [f.name for f in self.features]
 
 
 def spec_to_json(spec: Any) -> dict[str, Any]:
@@ -105,10 +67,11 @@ def spec_from_json(data: dict[str, Any]) -> Spec:
 
 
 def contract_digest() -> str:
-    """sha256 of the sources the contract's facts are read from: ``mlci/contract.py`` and every
-    ``.py`` of the ``project`` package (found without importing it)."""
+    """sha256 of the sources the contract's facts are read from: ``mlci/contract.py``,
+    ``mlci/spec.py`` and every ``.py`` of the ``project`` package (found without importing it)."""
     digest = hashlib.sha256()
-    sources = [("mlci/contract.py", Path(__file__).resolve().parents[1] / "contract.py")]
+    core = Path(__file__).resolve().parents[1]
+    sources = [(f"mlci/{name}", core / name) for name in ("contract.py", "spec.py")]
     found = importlib.util.find_spec("project")
     for root in (found.submodule_search_locations or []) if found else []:
         for path in sorted(Path(root).rglob("*.py")):

@@ -80,8 +80,8 @@ class Predictor:
             self._fall_back(f"the compiler failed ({type(err).__name__}: {err})")
 
     def _setup(self, spec: Any, version: str) -> None:
-        # ``spec``: the contract's facts (``mlci.contract.Spec``, or the copy a serving manifest
-        # holds: the same fields, without importing pandera).
+        # ``spec``: the contract's facts (``mlci.spec.Spec``), read from the contract or rebuilt
+        # from a serving manifest without importing pandera.
         self.spec = spec
         self.version = version
         self.task = spec.task
