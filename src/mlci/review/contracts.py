@@ -109,19 +109,19 @@ def changes(base: ContractFacts, current: ContractFacts) -> list[str]:
         out.append(f"task: {base.task} → {current.task}")
     if base.target and current.target and base.target != current.target:
         out.append(f"target: {code(base.target)} → {code(current.target)}")
-    if base.features is not None and current.features is not None:
-        added = sorted(set(current.features) - set(base.features))
-        removed = sorted(set(base.features) - set(current.features))
-        if added:
-            out.append(f"feature(s) added: {_listed(added)}")
-        if removed:
-            out.append(f"feature(s) removed: {_listed(removed)}")
-    same_task = base.task == current.task == "classification"
-    if same_task and base.classes is not None and current.classes is not None:
-        added = sorted(set(current.classes) - set(base.classes))
-        removed = sorted(set(base.classes) - set(current.classes))
-        if added:
-            out.append(f"class(es) added: {_listed(added)}")
-        if removed:
-            out.append(f"class(es) removed: {_listed(removed)}")
+    out += _set_changes("feature(s)", base.features, current.features)
+    if base.task == current.task == "classification":
+        out += _set_changes("class(es)", base.classes, current.classes)
     return out
+
+
+def _set_changes(what: str, base: Any, current: Any) -> list[str]:
+    """``what`` added and removed between two known collections (nothing if one is unknown)."""
+    if base is None or current is None:
+        return []
+    added, removed = sorted(set(current) - set(base)), sorted(set(base) - set(current))
+    return [
+        f"{what} {verb}: {_listed(names)}"
+        for verb, names in (("added", added), ("removed", removed))
+        if names
+    ]
