@@ -129,7 +129,7 @@ def _adopt_args(p: argparse.ArgumentParser) -> None:
 
 
 def _adopt(args: argparse.Namespace) -> int:
-    from mlci import adopt
+    from mlci.adopt import run as adopt
 
     outcome = adopt.adopt(
         args.data,

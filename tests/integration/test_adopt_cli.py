@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlci.adopt_render import MARKER
+from mlci.adopt.render import MARKER
 from tests.helpers import copy_example, git, run
 
 

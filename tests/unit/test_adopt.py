@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlci import adopt
-from mlci.adopt_config import edit_params, render_dvc_yaml
-from mlci.adopt_infer import Plan, infer, widen
-from mlci.adopt_render import (
+from mlci.adopt import run as adopt
+from mlci.adopt.configure import edit_params, render_dvc_yaml
+from mlci.adopt.infer import Plan, infer, widen
+from mlci.adopt.render import (
     MARKER,
     attribute_names,
     notes,

@@ -65,7 +65,7 @@ def test_contract_spec_reads_the_schema() -> None:
 # ---- the package layout: layers, no circles, small files --------------------------------------
 
 SRC = REPO / "src"
-PHASES = ("pipeline", "review", "serving", "monitoring")
+PHASES = ("adopt", "pipeline", "review", "serving", "monitoring")
 # Above the phases: they orchestrate them (the command line, and what a release tag must pass).
 TOP = ("mlci.cli", "mlci.__main__", "mlci.release")
 # A retraining pull request carries the same review report as any other pull request.

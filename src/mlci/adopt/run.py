@@ -1,9 +1,9 @@
 """``mlci adopt``: one command from a new table (CSV or Parquet) to a working project.
 
-Infers the data contract (``mlci.adopt_infer``), renders the adopter's package
-(``mlci.adopt_render``), copies the table into ``data/``, resets the dataset-specific parts of
+Infers the data contract (``mlci.adopt.infer``), renders the adopter's package
+(``mlci.adopt.render``), copies the table into ``data/``, resets the dataset-specific parts of
 ``params.yaml`` (keeping its comments) and the task's plots in ``dvc.yaml``
-(``mlci.adopt_config``), and removes the bundled example's results. Every check runs before the
+(``mlci.adopt.configure``), and removes the bundled example's results. Every check runs before the
 first write, and the rendered contract must validate the very table it came from: a refusal
 leaves the repository as it was. It refuses to replace uncommitted work, or a contract it
 generated before, unless ``--force``.
@@ -27,9 +27,9 @@ import yaml
 
 from mlci import files, tables
 from mlci import params_file as params_file_check
-from mlci.adopt_config import edit_params, render_dvc_yaml
-from mlci.adopt_infer import Plan, infer
-from mlci.adopt_render import MARKER, notes, render_cleaning, render_schema, ruff_format
+from mlci.adopt.configure import edit_params, render_dvc_yaml
+from mlci.adopt.infer import Plan, infer
+from mlci.adopt.render import MARKER, notes, render_cleaning, render_schema, ruff_format
 from mlci.config import parse_params
 from mlci.errors import UserError
 

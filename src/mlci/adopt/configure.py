@@ -12,7 +12,7 @@ import re
 from ruamel.yaml import YAML  # DVC's own YAML library: round-trips params.yaml with comments
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from mlci.adopt_infer import MAX_SLICE_CATEGORIES, Plan
+from mlci.adopt.infer import MAX_SLICE_CATEGORIES, Plan
 from mlci.errors import UserError
 
 ESTIMATOR = {
