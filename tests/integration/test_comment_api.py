@@ -261,7 +261,7 @@ def test_read_only_token_is_one_clear_line(fake: FakeGitHub, artifact: Path) -> 
     error = one_line_error(result)
     assert error.startswith("error: the token cannot write to pull request #12")
     assert "HTTP 403: Resource not accessible by integration" in error
-    assert 'see README "Pull-request comments"' in error
+    assert 'see docs/pull-requests.md, "Pull-request comments"' in error
     assert "Error 1" in result.stderr  # make passes on the poster's exit code 1 as 2
     assert fake.comments.get(PR, []) == []
 

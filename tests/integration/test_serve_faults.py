@@ -1,7 +1,7 @@
 """A real ``bentoml serve`` (127.0.0.1, a free port) under the faults a long-running service meets:
 its prediction log moved away by logrotate, a log big enough to fill the disk, a log sink that
 blocks, a client repeating a key or sending a 1 MB name. What each test shows is listed in the
-README's "Reliability" section.
+docs/reliability.md.
 
 The model is registered from the ``trained_repo`` fixture (a real ``dvc repro``) into a temporary
 ``BENTOML_HOME``; the servers are started with ``tests/integration/test_server.py``'s helpers.

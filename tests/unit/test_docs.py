@@ -11,10 +11,12 @@ from urllib.parse import unquote
 
 import pytest
 
+from mlci.review.comment import DOCS_HINT
 from tests.helpers import REPO
 
 README = REPO / "README.md"
 DOCS = REPO / "docs"
+MAKEFILE = REPO / "Makefile"
 MAX_README_LINES = 250
 
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
@@ -37,9 +39,9 @@ def outside_code(text: str) -> list[tuple[int, str]]:
     for number, line in enumerate(text.splitlines(), 1):
         match = FENCE.match(line)
         if fence:
-            if match and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence):
-                if not match.group(2).strip():
-                    fence = ""
+            closes = match and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence)
+            if closes and not match.group(2).strip():
+                fence = ""
             continue
         if match and not (match.group(1)[0] == "`" and "`" in match.group(2)):
             fence = match.group(1)
@@ -213,3 +215,23 @@ def test_the_checker_reports_each_kind_of_broken_link(tmp_path: Path) -> None:
     ]
     assert "no heading with the anchor #part-2 in other.md" in problems[2]
     assert problems[0].startswith("docs/page.md:4:")
+
+
+def test_the_code_points_at_docs_pages_that_exist() -> None:
+    """Error messages and comments name docs pages (e.g. the comment poster's hint): each page
+    named exists, and the section the poster's hint names is one of its headings."""
+    named = {
+        (path.relative_to(REPO), page)
+        for folder in ("src", ".github")
+        for path in sorted((REPO / folder).rglob("*"))
+        if path.suffix in (".py", ".yml", ".yaml")
+        for page in re.findall(r"\bdocs/[\w-]+\.md\b", path.read_text())
+    }
+    named |= {
+        (Path("Makefile"), p) for p in re.findall(r"\bdocs/[\w-]+\.md\b", MAKEFILE.read_text())
+    }
+    assert named, "no docs page named in src/, .github/ or the Makefile"
+    missing = sorted(f"{where}: {page}" for where, page in named if not (REPO / page).is_file())
+    assert not missing, "pages named but missing:\n" + "\n".join(missing)
+    page, section = re.fullmatch(r'see (docs/[\w-]+\.md), "(.+)"', DOCS_HINT).groups()
+    assert slug(section) in anchors((REPO / page).read_text())

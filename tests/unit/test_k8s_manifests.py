@@ -144,7 +144,7 @@ def test_image_is_the_released_one_and_set_in_one_place(objs: dict[str, dict[str
 
 
 def test_names_match_the_documented_rollback_command(objs: dict[str, dict[str, Any]]) -> None:
-    """README: `kubectl set image deployment/mlci mlci=...` and `kubectl rollout undo`."""
+    """docs/release.md: `kubectl set image deployment/mlci mlci=...` and `kubectl rollout undo`."""
     assert objs["Deployment"]["metadata"]["name"] == "mlci"
     assert container(objs)["name"] == "mlci"
     assert objs["Deployment"]["spec"]["revisionHistoryLimit"] >= 2  # something to undo to

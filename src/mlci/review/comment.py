@@ -49,7 +49,7 @@ from mlci.review.comment_links import LinkPolicy
 from mlci.review.github_api import ApiError, GitHub, ssl_context
 
 DEFAULT_AUTHOR = "github-actions[bot]"
-README_HINT = 'see README "Pull-request comments"'
+DOCS_HINT = 'see docs/pull-requests.md, "Pull-request comments"'
 REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
@@ -125,13 +125,13 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
         if err.status in (401, 403, 404) and stage == "write":
             return _fail(
                 f"the token cannot write to pull request #{number} of {repo} ({err}): "
-                f"a fork's token, or the job lacks pull-requests: write? {README_HINT}",
+                f"a fork's token, or the job lacks pull-requests: write? {DOCS_HINT}",
                 1,
             )
         if err.status in (401, 403, 404):
             return _fail(
                 f"cannot read pull request #{number} of {repo} ({err}): check the token, "
-                f"GITHUB_REPOSITORY and GITHUB_API_URL; {README_HINT}",
+                f"GITHUB_REPOSITORY and GITHUB_API_URL; {DOCS_HINT}",
                 1,
             )
         return _fail(f"GitHub API: {err}" if err.status else str(err), 1)
