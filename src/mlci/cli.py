@@ -20,6 +20,7 @@ from typing import Any
 
 from mlci.errors import UserError
 from mlci.monitoring import cli as monitor_cli
+from mlci.serving import image_cli
 
 EXIT_USER_ERROR = 2
 
@@ -330,6 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.set_defaults(func=func)
         ARGUMENTS.get(name, lambda _: None)(p)
+    for name, (help_text, func, add_arguments) in image_cli.COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        p.set_defaults(func=func)
+        add_arguments(p)
     return parser
 
 
