@@ -75,5 +75,7 @@ def test_smoke_image_of_a_broken_image_fails_in_seconds_with_its_own_error(broke
     assert result.returncode == 2, result.stdout
     assert took < 60, f"took {took:.0f} s: the recipe waited for a container that had exited"
     assert "exited (code" in result.stderr and "before /readyz answered" in result.stderr
-    assert "log ---" in result.stderr and "cannot be loaded" in result.stderr, result.stderr
+    assert "raised ---" in result.stderr and "log ---" in result.stderr, result.stderr
+    assert "ModelUnavailable: model mlci-classifier" in result.stderr
+    assert "cannot be loaded" in result.stderr
     assert set(docker("ps", "-aq").stdout.split()) <= before, "the container was left behind"

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,17 +76,22 @@ def _official_base(base: str) -> str:
     return how
 
 
-def test_image(bento: str, ref: str, deployment: Path = image_run.DEPLOYMENT) -> dict[str, Any]:
-    from mlci import release
-
+def test_image(
+    bento: str,
+    ref: str,
+    smoke: Callable[[str], list[str]],
+    record: dict[str, Any],
+    deployment: Path = image_run.DEPLOYMENT,
+) -> dict[str, Any]:
+    """``smoke(url)``: the release smoke test; ``record``: a valid request record (both from
+    :mod:`mlci.release`, passed in by the command line)."""
     built = containerize(bento, ref, standin=True)
     volume = f"mlci-logs-{uuid.uuid4().hex[:10]}"
     engine.docker("volume", "create", volume)
     try:
         spec = image_run.run_spec(deployment, volume)
         with image_run.running(ref, spec.options) as c:
-            checked = release.smoke(c.url, wait_seconds=5)
-            record = release.example_record()
+            checked = smoke(c.url)
             status, body = image_run.post(f"{c.url}/predict", {"records": [record] * BATCH})
             if status != 200:
                 raise UserError(f"a batch of {BATCH} records: expected 200, got {status}: {body}")

@@ -1,6 +1,8 @@
 """Command-line glue for the release image: ``mlci containerize``, ``smoke-image``,
 ``push-image`` and ``test-image`` (the Makefile's targets of the same names). Free of heavy
-imports, so building the CLI's parser stays fast."""
+imports, so building the CLI's parser stays fast. The release smoke test and a valid request
+record come in on ``args.smoke`` and ``args.example_record`` (:mod:`mlci.cli` sets them from
+:mod:`mlci.release`, the layer above the phases)."""
 
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ def _containerize(args: argparse.Namespace) -> int:
 def _smoke(args: argparse.Namespace) -> int:
     from mlci.serving import image_run
 
-    for line in image_run.smoke_image(f"{args.image}:{args.version}", args.wait):
+    for line in image_run.smoke_image(f"{args.image}:{args.version}", args.smoke, args.wait):
         print(f"ok: {line}")
     return 0
 
@@ -66,7 +68,8 @@ def _push(args: argparse.Namespace) -> int:
 def _test(args: argparse.Namespace) -> int:
     from mlci.serving import image_check
 
-    report = image_check.test_image(args.bento, f"{args.image}:{args.version}")
+    ref = f"{args.image}:{args.version}"
+    report = image_check.test_image(args.bento, ref, args.smoke, args.example_record())
     for line in report.pop("checked"):
         print(f"ok: {line}")
     print(f"ok: {report['predictions_logged']} predictions reached the log volume")

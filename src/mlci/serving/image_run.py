@@ -14,11 +14,12 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from mlci.serving.docker import docker
 
 DEPLOYMENT = Path("deploy/k8s/deployment.yaml")
 PORT = 3000
-LOG_LINES = 40
+LOG_LINES = 30
 
 
 @dataclass
@@ -51,9 +52,20 @@ class RunSpec:
     log_path: str = ""  # MLCI_PREDICTION_LOG inside the container
 
 
+# A traceback's last line, `module.ExceptionName: message`: what the service itself said.
+_RAISED = re.compile(r"^[\w.]*(Error|Exception|Unavailable|Exit)\w*: ")
+
+
 def container_logs(name: str) -> str:
-    result = docker("logs", "--tail", str(LOG_LINES), name, check=False)
-    return (result.stdout + result.stderr).strip() or "(no output)"
+    """The exceptions the container raised (each once, first first), then its last lines: a
+    supervisor's own traceback after a worker's failure would otherwise hide the cause."""
+    result = docker("logs", name, check=False)
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    if not lines:
+        return f"--- {name} wrote no log ---"
+    raised = list(dict.fromkeys(x.strip() for x in lines if _RAISED.match(x.strip())))
+    out = [f"--- what {name} raised ---", *raised] if raised else []
+    return "\n".join([*out, f"--- last lines of {name}'s log ---", *lines[-LOG_LINES:]])
 
 
 def _state(name: str) -> tuple[str, int]:
@@ -99,19 +111,16 @@ def running(image: str, options: list[str], wait_seconds: float = 120) -> Iterat
         started = Started(name, url, time.monotonic() - start)  # from `docker run` on
         yield started
     except UserError as err:
-        raise UserError(
-            f"{err}\n--- last lines of {name}'s log ---\n{container_logs(name)}"
-        ) from None
+        raise UserError(f"{err}\n{container_logs(name)}") from None
     finally:
         docker("rm", "--force", "--volumes", name, check=False)
 
 
-def smoke_image(image: str, wait_seconds: float = 120) -> list[str]:
-    from mlci import release
-
-    with running(image, [], wait_seconds) as c:
-        done = [f"{image} ready in {c.seconds_to_ready:.1f} s at {c.url}"]
-        return done + release.smoke(c.url, wait_seconds=5)
+def smoke_image(image: str, smoke: Callable[[str], list[str]], wait: float = 120) -> list[str]:
+    """``smoke(url)``: the release smoke test (:func:`mlci.release.smoke`), passed in by the
+    command line (a phase does not import the release layer above it)."""
+    with running(image, [], wait) as c:
+        return [f"{image} ready in {c.seconds_to_ready:.1f} s at {c.url}", *smoke(c.url)]
 
 
 # --------------------------------------------------------------------------- as deployed
