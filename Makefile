@@ -34,7 +34,7 @@ BASE ?= origin/main
 
 .PHONY: help setup tools run check-params repro test test-fast lint format check-workflows bench clean \
 	pull check-stale report gate pr-check comment verify-release containerize \
-	smoke-test smoke-image push-image test-image sign-image model-card github-release monitor retrain retrain-pr \
+	smoke-test smoke-image push-image check-image test-image sign-image model-card github-release monitor retrain retrain-pr \
 	package serve bench-serve
 
 help: ## list the targets
@@ -151,13 +151,19 @@ smoke-image: setup ## run IMAGE:VERSION, smoke-test it, remove it; shows its log
 push-image: setup ## push IMAGE:VERSION unless the tag holds another image; prints digest=...
 	$(RUN) mlci push-image --image $(IMAGE) --version $(VERSION)
 
-# Not part of `make test`: builds the base (python:3.11-slim, or its Debian stand-in where it
-# cannot be pulled) and the image, runs it as deploy/k8s/deployment.yaml does, checks that the
-# predictions reach the log volume, reports size and start time (bench/results/image.json),
-# then runs tests/image against that image. Needs Docker (and root for the stand-in).
+# Runs the image as deploy/k8s/deployment.yaml does (user, read-only root, dropped capabilities,
+# limits, env, emptyDirs as tmpfs, a Docker volume on the log folder), sends requests, checks
+# the predictions reached the volume; size and start time go to bench/results/image.json.
+check-image: setup ## run IMAGE:VERSION as Kubernetes would; predictions in the volume; size, start
+	$(RUN) mlci check-image --image $(IMAGE) --version $(VERSION)
+
+# Not part of `make test`: from a fresh clone, the model (`make run`), the Bento, the base
+# (python:3.11-slim, or its Debian stand-in where it cannot be pulled: needs root and
+# debootstrap), the image, `check-image`, then tests/image against it. Needs Docker.
 TEST_IMAGE ?= mlci-test-image
-test-image: run package ## build the image and run it as Kubernetes would; report size and start time
-	$(RUN) mlci test-image --bento $(BENTO) --image $(TEST_IMAGE) --version test
+test-image: run package ## build the image here and check it as Kubernetes would run it (Docker)
+	$(RUN) mlci containerize --bento $(BENTO) --image $(TEST_IMAGE) --version test --standin-base
+	$(RUN) mlci check-image --image $(TEST_IMAGE) --version test
 	MLCI_TEST_IMAGE=$(TEST_IMAGE):test $(RUN) pytest tests/image -q -p no:cacheprovider
 
 sign-image: ## keyless cosign signature of IMAGE@DIGEST (GitHub OIDC)

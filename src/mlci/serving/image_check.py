@@ -1,8 +1,9 @@
-"""``mlci containerize`` and ``mlci test-image``: build the release image from the packaged
+"""``mlci containerize`` and ``mlci check-image``: build the release image from the packaged
 Bento, and prove it works where it is deployed.
 
-``test_image`` builds the base (pulled, or the Debian stand-in of :mod:`mlci.serving.docker`)
-and the image, runs it as ``deploy/k8s/deployment.yaml`` does
+``containerize`` builds on the base the Bento's Dockerfile names: the official one for a
+release; for tests (``make test-image``) the Debian stand-in of :mod:`mlci.serving.docker` where
+it cannot be pulled. ``check_image`` runs the image as ``deploy/k8s/deployment.yaml`` does
 (:func:`mlci.serving.image_run.run_spec`), sends the smoke test's requests and a batch of
 records, stops it gracefully (as the kubelet does: SIGTERM, then the grace period), and checks
 that every prediction reached the log volume. It reports the image's unpacked size and the
@@ -76,16 +77,15 @@ def _official_base(base: str) -> str:
     return how
 
 
-def test_image(
-    bento: str,
+def check_image(
     ref: str,
     smoke: Callable[[str], list[str]],
     record: dict[str, Any],
     deployment: Path = image_run.DEPLOYMENT,
 ) -> dict[str, Any]:
-    """``smoke(url)``: the release smoke test; ``record``: a valid request record (both from
-    :mod:`mlci.release`, passed in by the command line)."""
-    built = containerize(bento, ref, standin=True)
+    """Run ``ref`` as ``deployment`` runs it and check it; returns the report (also written to
+    bench/results/image.json). ``smoke(url)``: the release smoke test; ``record``: a valid
+    request record (both from :mod:`mlci.release`, passed in by the command line)."""
     volume = f"mlci-logs-{uuid.uuid4().hex[:10]}"
     engine.docker("volume", "create", volume)
     try:
@@ -106,8 +106,8 @@ def test_image(
     finally:
         engine.docker("volume", "rm", "--force", volume, check=False)
     report = {
-        **built,
-        "base_is_standin": engine.is_standin(built["base"]),
+        "image": ref,
+        "base_is_standin": engine.is_standin(ref),  # the base's label is inherited
         "size_mb": round(engine.size_bytes(ref) / 1e6),
         "seconds_to_ready": round(c.seconds_to_ready, 2),
         "predictions_logged": len(lines),

@@ -1,5 +1,5 @@
 """Command-line glue for the release image: ``mlci containerize``, ``smoke-image``,
-``push-image`` and ``test-image`` (the Makefile's targets of the same names). Free of heavy
+``push-image`` and ``check-image`` (the Makefile's targets of the same names). Free of heavy
 imports, so building the CLI's parser stays fast. The release smoke test and a valid request
 record come in on ``args.smoke`` and ``args.example_record`` (:mod:`mlci.cli` sets them from
 :mod:`mlci.release`, the layer above the phases)."""
@@ -33,12 +33,6 @@ def _smoke_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait", type=float, default=120.0, help="seconds to wait for /readyz")
 
 
-def _test_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bento", default="mlci_classifier:latest")
-    p.add_argument("--image", default="mlci-test-image", help="local repository name")
-    p.add_argument("--version", default="test")
-
-
 def _containerize(args: argparse.Namespace) -> int:
     from mlci.serving import image_check
 
@@ -65,18 +59,18 @@ def _push(args: argparse.Namespace) -> int:
     return 0
 
 
-def _test(args: argparse.Namespace) -> int:
+def _check(args: argparse.Namespace) -> int:
     from mlci.serving import image_check
 
     ref = f"{args.image}:{args.version}"
-    report = image_check.test_image(args.bento, ref, args.smoke, args.example_record())
+    report = image_check.check_image(ref, args.smoke, args.example_record())
     for line in report.pop("checked"):
         print(f"ok: {line}")
     print(f"ok: {report['predictions_logged']} predictions reached the log volume")
     print(
         f"image {report['image']}: {report['size_mb']} MB unpacked, /readyz after "
-        f"{report['seconds_to_ready']} s (base {report['base']}, "
-        f"{'Debian stand-in' if report['base_is_standin'] else 'official'})"
+        f"{report['seconds_to_ready']} s "
+        f"({'on the Debian stand-in base' if report['base_is_standin'] else 'official base'})"
     )
     print(json.dumps(report))
     return 0
@@ -90,5 +84,5 @@ COMMANDS: dict[str, Command] = {
     ),
     "smoke-image": ("run IMAGE:VERSION on a free port and smoke-test it", _smoke, _smoke_args),
     "push-image": ("push IMAGE:VERSION; never over a different image", _push, _image_args),
-    "test-image": ("build the image and run it as deploy/k8s runs it", _test, _test_args),
+    "check-image": ("run IMAGE:VERSION as deploy/k8s runs it; size, start", _check, _image_args),
 }
