@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,8 @@ def remote(ref: str) -> Remote | None:
     result = docker("manifest", "inspect", "--verbose", *_insecure(ref), ref, check=False)
     if result.returncode != 0:
         words = (result.stderr or result.stdout).strip()
-        if "no such manifest" in words or "manifest unknown" in words:
+        # The tag, or (a first release) the whole repository, is not there yet.
+        if re.search(r"no such manifest|manifest unknown|name unknown", words, re.I):
             return None
         raise UserError(f"cannot read {ref} from its registry: {words[-500:]}")
     found = json.loads(result.stdout)
