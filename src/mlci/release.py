@@ -227,7 +227,8 @@ def model_card(version: str, image: str, digest: str, repository: str) -> str:
         "",
         "```yaml",
         yaml.safe_dump(
-            {k: params.get(k) for k in ("seed", "task", "split", "train")}, sort_keys=False
+            {k: params[k] for k in ("seed", "task", "split", "train") if k in params},
+            sort_keys=False,
         ).rstrip(),
         "```",
         "",
@@ -247,7 +248,7 @@ def model_card(version: str, image: str, digest: str, repository: str) -> str:
         "(its model card, on the Releases page):",
         "",
         "```bash",
-        f"cd deploy/k8s && kustomize edit set image ghcr.io/OWNER/REPO={ref}",
+        f"(cd deploy/k8s && kustomize edit set image ghcr.io/OWNER/REPO={ref})",
         "kubectl apply -k deploy/k8s && kubectl rollout status deployment/mlci",
         "```",
         "",
