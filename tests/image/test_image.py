@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mlci.serving.docker import docker, engine_answers
+from mlci.serving.docker import docker, engine_answers, is_standin
 from tests.helpers import REPO, run
 
 IMAGE = os.environ.get("MLCI_TEST_IMAGE", "")
@@ -79,3 +79,14 @@ def test_smoke_image_of_a_broken_image_fails_in_seconds_with_its_own_error(broke
     assert "ModelUnavailable: model mlci-classifier" in result.stderr
     assert "cannot be loaded" in result.stderr
     assert set(docker("ps", "-aq").stdout.split()) <= before, "the container was left behind"
+
+
+def test_a_release_is_never_built_on_the_stand_in_base() -> None:
+    if not is_standin("python:3.11-slim"):
+        pytest.skip("the engine's python:3.11-slim is the official image")
+    result = run(
+        ["mlci", "containerize", "--image", "never", "--version", "1.0.0"], REPO, check=False
+    )
+    assert result.returncode == 2
+    assert "python:3.11-slim in this engine is the Debian stand-in" in result.stderr
+    assert docker("image", "inspect", "never:1.0.0", check=False).returncode != 0

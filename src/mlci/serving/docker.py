@@ -65,13 +65,17 @@ def base_image_of(dockerfile: Path) -> str:
     raise UserError(f"{dockerfile}: no FROM line")
 
 
-def ensure_base(ref: str, pull: bool = True) -> str:
-    """Make ``ref`` available locally: already there, pulled, or built as a Debian stand-in.
-    Returns which ("present", "pulled", "stand-in")."""
+def ensure_base(ref: str, standin: bool = False) -> str:
+    """Make ``ref`` available locally: already there, pulled, or (``standin``) built as a
+    Debian stand-in. Returns which ("present", "pulled", "stand-in")."""
     if image_exists(ref):
         return "present"
-    if pull and docker("pull", ref, check=False, timeout=300).returncode == 0:
+    pulled = docker("pull", ref, check=False, timeout=600)
+    if pulled.returncode == 0:
         return "pulled"
+    if not standin:
+        words = (pulled.stderr or pulled.stdout).strip()[-500:]
+        raise UserError(f"base image {ref} cannot be pulled: {words}")
     build_standin(ref)
     return "stand-in"
 

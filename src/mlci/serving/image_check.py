@@ -50,7 +50,7 @@ def containerize(bento: str, ref: str, standin: bool = False) -> dict[str, str]:
     """Build ``ref`` from the packaged ``bento``. The base must be the official one unless
     ``standin`` (tests): a release is never built on the Debian stand-in."""
     base = engine.base_image_of(_bento_dockerfile(bento))
-    how = engine.ensure_base(base, pull=True) if standin else _official_base(base)
+    how = engine.ensure_base(base, standin=True) if standin else _official_base(base)
     BUILD_TMP.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "TMPDIR": str(BUILD_TMP.resolve()), "BENTOML_DO_NOT_TRACK": "True"}
     if subprocess.run(["docker", "buildx", "version"], capture_output=True).returncode != 0:
@@ -68,7 +68,7 @@ def containerize(bento: str, ref: str, standin: bool = False) -> dict[str, str]:
 
 
 def _official_base(base: str) -> str:
-    how = engine.ensure_base(base, pull=True) if not engine.image_exists(base) else "present"
+    how = engine.ensure_base(base, standin=False)
     if engine.is_standin(base):
         raise UserError(
             f"{base} in this engine is the Debian stand-in (built for tests): a release image "
