@@ -34,7 +34,7 @@ BASE ?= origin/main
 
 .PHONY: help setup tools run check-params repro test test-fast lint format check-workflows bench clean \
 	pull check-stale report gate pr-check comment verify-release containerize \
-	smoke-test smoke-image push-image sign-image model-card github-release monitor retrain retrain-pr \
+	smoke-test smoke-image push-image check-image test-image sign-image model-card github-release monitor retrain retrain-pr \
 	package serve bench-serve
 
 help: ## list the targets
@@ -135,23 +135,36 @@ DEFAULT_BRANCH ?= main
 verify-release: setup ## check TAG may ship: vX.Y.Z, on the default branch, fresh dvc.lock, gate passes
 	$(RUN) mlci verify-release --tag $(TAG) --default-branch $(DEFAULT_BRANCH)
 
-containerize: setup ## build IMAGE:VERSION from the packaged Bento (needs Docker)
-	$(RUN) bentoml containerize $(BENTO) --image-tag $(IMAGE):$(VERSION)
+containerize: setup ## build IMAGE:VERSION from the packaged Bento on the official base (needs Docker)
+	$(RUN) mlci containerize --bento $(BENTO) --image $(IMAGE) --version $(VERSION)
 
 smoke-test: setup ## smoke-test a running service at URL (default http://127.0.0.1:3000)
 	$(RUN) mlci smoke-test --url $(or $(URL),http://127.0.0.1:3000)
 
-smoke-image: setup ## run IMAGE:VERSION on 127.0.0.1:3000, smoke-test it, stop it (needs Docker)
-	docker run -d --rm --name mlci-smoke -p 127.0.0.1:3000:3000 $(IMAGE):$(VERSION)
-	$(RUN) mlci smoke-test --url http://127.0.0.1:3000 \
-		|| { docker logs mlci-smoke; docker stop mlci-smoke; exit 1; }
-	docker stop mlci-smoke
+# A free loopback port and a unique container name; a container that exits fails at once, and
+# every failure prints the container's own log.
+smoke-image: setup ## run IMAGE:VERSION, smoke-test it, remove it; shows its log on failure (Docker)
+	$(RUN) mlci smoke-image --image $(IMAGE) --version $(VERSION)
 
-push-image: ## push IMAGE:VERSION and record its digest (needs Docker, registry login)
-	docker push $(IMAGE):$(VERSION)
-	@digest=$$(docker inspect --format '{{index .RepoDigests 0}}' $(IMAGE):$(VERSION) | cut -d@ -f2); \
-		echo "digest=$$digest"; \
-		if [ -n "$$GITHUB_OUTPUT" ]; then echo "digest=$$digest" >> "$$GITHUB_OUTPUT"; fi
+# Never moves a version tag: the same image again or a re-run of the same release (same commit)
+# is a no-op printing the digest already there; any other image under that tag is refused.
+push-image: setup ## push IMAGE:VERSION unless the tag holds another image; prints digest=...
+	$(RUN) mlci push-image --image $(IMAGE) --version $(VERSION)
+
+# Runs the image as deploy/k8s/deployment.yaml does (user, read-only root, dropped capabilities,
+# limits, env, emptyDirs as tmpfs, a Docker volume on the log folder), sends requests, checks
+# the predictions reached the volume; size and start time go to bench/results/image.json.
+check-image: setup ## run IMAGE:VERSION as Kubernetes would; predictions in the volume; size, start
+	$(RUN) mlci check-image --image $(IMAGE) --version $(VERSION)
+
+# Not part of `make test`: from a fresh clone, the model (`make run`), the Bento, the base
+# (python:3.11-slim, or its Debian stand-in where it cannot be pulled: needs root and
+# debootstrap), the image, `check-image`, then tests/image against it. Needs Docker.
+TEST_IMAGE ?= mlci-test-image
+test-image: run package ## build the image here and check it as Kubernetes would run it (Docker)
+	$(RUN) mlci containerize --bento $(BENTO) --image $(TEST_IMAGE) --version test --standin-base
+	$(RUN) mlci check-image --image $(TEST_IMAGE) --version test
+	MLCI_TEST_IMAGE=$(TEST_IMAGE):test $(RUN) pytest tests/image -q -p no:cacheprovider
 
 sign-image: ## keyless cosign signature of IMAGE@DIGEST (GitHub OIDC)
 	cosign sign --yes $(IMAGE)@$(DIGEST)

@@ -20,6 +20,7 @@ from typing import Any
 
 from mlci.errors import UserError
 from mlci.monitoring import cli as monitor_cli
+from mlci.serving import image_cli
 
 EXIT_USER_ERROR = 2
 
@@ -287,6 +288,22 @@ def _print_brief(command: str, result: Any) -> None:
         print(f"{command}: {json.dumps(brief)}")
 
 
+def _with_release_checks(
+    func: Callable[[argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
+    """An image command, given the release smoke test and a valid record (serving, a phase,
+    does not import the release layer)."""
+
+    def run(args: argparse.Namespace) -> int:
+        from mlci import release
+
+        args.smoke = lambda url: release.smoke(url, wait_seconds=5)
+        args.example_record = release.example_record
+        return func(args)
+
+    return run
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlci", description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -330,6 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.set_defaults(func=func)
         ARGUMENTS.get(name, lambda _: None)(p)
+    for name, (help_text, func, add_arguments) in image_cli.COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        p.set_defaults(func=_with_release_checks(func))
+        add_arguments(p)
     return parser
 
 

@@ -4,17 +4,20 @@
 answers or not and whether it had anything, so a CI step built on it cannot fail. Here:
 
 * exit 0: every output ``dvc.lock`` records is in the workspace (pulled, or already here); or
-  there is nothing to pull yet: no remote configured, or a remote that holds none of them (a new
-  project; the template's default remote, a folder under ``.dvc/``, does not exist in a fresh
-  clone);
+  there is nothing to pull yet: no remote configured, or the default remote is a folder inside
+  the repository that does not exist (the template's ``.dvc/storage``, git-ignored, is absent
+  in every fresh clone);
 * exit 1: the remote cannot be reached or listed (network, credentials, a missing plugin, a
-  folder outside the repository that is not there), or it holds some of the outputs but not
-  all. ``--allow-missing`` (``make pull ALLOW_MISSING=1``) accepts the latter, for steps that
-  rebuild with ``make run`` next; never an unreachable remote;
+  folder outside the repository that is not there); or it holds none of the outputs (a wrong
+  bucket or prefix, or nothing pushed there yet: CI would recompute everything silently); or
+  it holds some of them but not all. ``--allow-missing`` (``make pull ALLOW_MISSING=1``)
+  accepts only the last, for steps that rebuild with ``make run`` next;
 * exit 2: ``params.yaml`` is unsafe for DVC to read (:mod:`mlci.params_file`).
 
 DVC itself reports an unreachable remote as one that lacks every file, so the remote is first
-listed with ``dvc ls-url remote://NAME`` (the remote's own settings and credentials).
+listed with ``dvc ls-url remote://NAME`` (the remote's own settings and credentials). Its name
+and URL come from DVC's own configuration (every level, relative paths resolved), not from
+``dvc remote list``, whose output is wrapped at 80 columns when it is not a terminal.
 """
 
 from __future__ import annotations
@@ -56,16 +59,26 @@ def _errors(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def _default_remote() -> tuple[str, str] | None:
-    """(name, url) of the default remote, or None when none is set."""
-    name = _dvc("remote", "default")
-    if name.returncode != 0 or not name.stdout.strip():
+    """(name, url) of the default remote as DVC's merged configuration has it (system, global,
+    repository and local files; a local path made absolute), or None when none is set."""
+    from dvc.config import Config, ConfigError
+
+    try:
+        config = Config.from_cwd(validate=False)
+    except ConfigError as err:
+        raise UserError(f"DVC's configuration cannot be read: {err}") from None
+    name = config.get("core", {}).get("remote")
+    if not name:
         return None
-    remote = name.stdout.strip()
-    for line in _dvc("remote", "list").stdout.splitlines():
-        fields = line.split()
-        if fields and fields[0] == remote:
-            return remote, fields[1] if len(fields) > 1 else "?"
-    return remote, "?"
+    remote = config.get("remote", {}).get(name)
+    if not remote or not remote.get("url"):
+        raise UserError(f"the default DVC remote {name!r} has no url (.dvc/config, core.remote)")
+    return name, str(remote["url"])
+
+
+def _inside_repository(url: str) -> bool:
+    """A local folder inside this repository (the template's default, ``.dvc/storage``)."""
+    return "://" not in url and Path(url).resolve().is_relative_to(Path.cwd().resolve())
 
 
 def _remote_state(name: str, url: str) -> str:
@@ -75,10 +88,9 @@ def _remote_state(name: str, url: str) -> str:
         return "ok"
     error = _errors(probe)
     if "does not exist" in error and not _UNREACHABLE.search(error):
-        local = "://" not in url
-        inside = local and Path(url).resolve().is_relative_to(Path.cwd().resolve())
         # A folder outside the repository that is not there: a mount or a path gone wrong.
-        return "absent" if inside or not local else f"unreachable: {error}"
+        local = "://" not in url
+        return "absent" if _inside_repository(url) or not local else f"unreachable: {error}"
     return f"unreachable: {error}"
 
 
@@ -121,13 +133,22 @@ def pull(allow_missing: bool = False) -> Outcome:
     if not absent:
         done = (pulled.stdout.strip().splitlines() or [""])[-1]
         return Outcome(0, f"pulled ({done}): all {len(tracked)} DVC-tracked outputs are present")
+    if state == "absent" and _inside_repository(url):
+        return Outcome(
+            0,
+            f"nothing to pull yet: {where} is a folder in this repository that does not exist "
+            f"(a fresh clone; nothing pushed from here yet); `make run` builds {len(absent)} "
+            "missing",
+        )
     not_in_remote = set() if state == "absent" else set(_not_in_remote())  # one dvc call
     held = [] if state == "absent" else [p for p in tracked if p not in not_in_remote]
     if not held:
+        there = "does not exist: it holds" if state == "absent" else "holds"
         return Outcome(
-            0,
-            f"nothing to pull yet: {where} holds none of the {len(tracked)} outputs dvc.lock "
-            f"records (nothing pushed yet?); `make run` builds {len(absent)} missing",
+            1,
+            f"{where} {there} none of the {len(tracked)} outputs dvc.lock records: a wrong "
+            "location (bucket, prefix, path), or nothing was pushed there yet. Check the url "
+            "(`dvc remote modify`), or push from where they were built (`dvc push`)",
         )
     lacking = f"{where} lacks {len(absent)} of the {len(tracked)} outputs: {', '.join(absent)}"
     if allow_missing:

@@ -5,8 +5,9 @@
 * ``smoke``: a running service (the image under test, or ``make serve``) answers ``/readyz``,
   a valid request (built from the contract) with a known label and its probabilities, or for
   regression a finite number, and an invalid one with a 4xx naming the field.
-* ``model_card``: the GitHub Release notes: metrics, slices, data digest, params, image digest,
-  how to verify the signature and how to roll back.
+* ``model_card``: the GitHub Release notes: metrics, slices, the training split's digest (the one
+  the model records), params, image digest, how to verify the signature and how to roll back
+  (by digest, as ``deploy/k8s/kustomization.yaml`` pins it).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from mlci import contract, files, history, paths
 from mlci.config import GATE_METRICS
@@ -185,6 +188,7 @@ def model_card(version: str, image: str, digest: str, repository: str) -> str:
     metrics = history.read_json(paths.METRICS) or {}
     slices = history.read_json(paths.SLICES) or {}
     ingest = history.read_json(paths.INGEST_REPORT) or {}
+    meta = history.read_json(paths.MODEL_META) or {}
     params = history.read_yaml("params.yaml") or {}
     lock_text = Path("dvc.lock").read_text() if Path("dvc.lock").is_file() else None
     model = metrics.get("model", {})
@@ -197,7 +201,11 @@ def model_card(version: str, image: str, digest: str, repository: str) -> str:
         f"Digest: `{digest}`  ",
         f"Commit: `{history.resolve('HEAD')}`  ",
         f"dvc.lock sha256: `{history.text_digest(lock_text)}`  ",
-        f"Training data sha256: `{ingest.get('source_sha256')}` ({ingest.get('rows_out')} rows)",
+        # The training split the model was fitted on, as the model itself records it.
+        f"Training data sha256: `{meta.get('train_data_sha256')}` "
+        f"({meta.get('train_rows')} rows, `{paths.TRAIN}`)  ",
+        f"Source: `{ingest.get('source')}` sha256 `{ingest.get('source_sha256')}` "
+        f"({ingest.get('rows_read')} rows read, {ingest.get('rows_out')} after cleaning)",
         "",
         "## Metrics (held-out test set)",
         "",
@@ -218,7 +226,10 @@ def model_card(version: str, image: str, digest: str, repository: str) -> str:
         "## Params",
         "",
         "```yaml",
-        json.dumps({k: params.get(k) for k in ("seed", "task", "split", "train")}, indent=2),
+        yaml.safe_dump(
+            {k: params[k] for k in ("seed", "task", "split", "train") if k in params},
+            sort_keys=False,
+        ).rstrip(),
         "```",
         "",
         "## Verify the image",
@@ -230,17 +241,20 @@ def model_card(version: str, image: str, digest: str, repository: str) -> str:
         f"gh attestation verify oci://{ref} --repo {repository}",
         "```",
         "",
-        "## Roll back",
+        "## Deploy or roll back, by digest",
         "",
-        "Deploy the previous release's image tag (listed on the Releases page):",
+        "Pin the image by digest, as `deploy/k8s/kustomization.yaml` does: a digest names exactly",
+        "the image that was signed and attested. To roll back, pin the previous release's digest",
+        "(its model card, on the Releases page):",
         "",
         "```bash",
-        f"kubectl set image deployment/mlci mlci={image}:<previous-version>",
-        "kubectl rollout status deployment/mlci",
+        f"(cd deploy/k8s && kustomize edit set image ghcr.io/OWNER/REPO={ref})",
+        "kubectl apply -k deploy/k8s && kubectl rollout status deployment/mlci",
         "```",
         "",
-        "or `kubectl rollout undo deployment/mlci` for the previous ReplicaSet. A release never",
-        "overwrites an older image tag.",
+        "In a hurry, `kubectl rollout undo deployment/mlci` returns to the previous ReplicaSet;",
+        "then pin its digest in kustomization.yaml, or the next apply undoes the undo.",
+        f"`make push-image` never moves a version tag: `{image}:{version}` stays this digest.",
     ]
     text = "\n".join(lines) + "\n"
     files.write_text(Path("reports/release/model_card.md"), text)

@@ -101,7 +101,16 @@ def test_model_card(repo: Path) -> None:
     assert f"cosign verify ghcr.io/o/r@{DIGEST}" in card
     assert "--certificate-oidc-issuer https://token.actions.githubusercontent.com" in card
     assert f"gh attestation verify oci://ghcr.io/o/r@{DIGEST} --repo o/r" in card
-    assert "kubectl set image deployment/mlci mlci=ghcr.io/o/r:<previous-version>" in card
+    # Rollback by digest, as deploy/k8s/kustomization.yaml pins it; never by a movable tag.
+    assert (
+        f"(cd deploy/k8s && kustomize edit set image ghcr.io/OWNER/REPO=ghcr.io/o/r@{DIGEST})"
+        in (card)
+    )
+    assert ":<previous-version>" not in card
+    kustomization = (repo / "deploy/k8s/kustomization.yaml").read_text()
+    assert "kustomize edit set image ghcr.io/OWNER/REPO=ghcr.io/<owner>/<repo>@sha256:" in (
+        kustomization
+    )
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     first = next(iter(GATE_METRICS[metrics["task"]]))
     assert f"| {first} | {metrics['model'][first]} |" in card
@@ -109,8 +118,21 @@ def test_model_card(repo: Path) -> None:
     for column, per_value in slices.items():
         value, numbers = next(iter(per_value.items()))
         assert f"| {column} = {value} | {numbers['n']} |" in card
-    sha = (repo / "reports/ingest.json").read_text().split('"source_sha256": "')[1][:64]
-    assert sha in card
+    # The digest the model records: the training split's, not the raw source file's.
+    meta = json.loads((repo / "models/model_meta.json").read_text())
+    assert (
+        f"Training data sha256: `{meta['train_data_sha256']}` ({meta['train_rows']} rows, "
+        "`data/processed/train.parquet`)" in card
+    )
+    ingest = json.loads((repo / "reports/ingest.json").read_text())
+    assert f"Source: `{ingest['source']}` sha256 `{ingest['source_sha256']}`" in card
+    assert ingest["source_sha256"] != meta["train_data_sha256"]
+    # The Params block is YAML that loads back to params.yaml's values.
+    block = card.split("## Params\n\n```yaml\n", 1)[1].split("```", 1)[0]
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    wanted = ("seed", "task", "split", "train")
+    assert yaml.safe_load(block) == {k: params[k] for k in wanted if k in params}
+    assert not block.lstrip().startswith("{")
 
 
 def test_model_card_rejects_a_bad_digest(repo: Path) -> None:

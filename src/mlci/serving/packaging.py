@@ -2,8 +2,9 @@
 
 1. Registers the DVC-tracked model in the BentoML store (idempotent, see
    :mod:`mlci.serving.model_store`).
-2. Writes ``build/bento/requirements.txt`` from ``uv.lock`` (``uv export``: the exact versions
-   CI tested, no dev tools), which ``bentofile.yaml`` installs into the image.
+2. Writes ``build/bento/requirements.txt`` from ``uv.lock`` (``uv export`` of the ``serve``
+   dependency group alone: the exact versions CI tested, only what the service imports), which
+   ``bentofile.yaml`` installs into the image.
 3. Runs ``bentoml build`` with ``bentofile.yaml``, passing the model tag as the bento argument
    ``model_tag`` (the service serves exactly that model) and the provenance as bento labels.
 
@@ -25,6 +26,7 @@ from mlci.serving import model_store
 
 BENTOFILE = Path("bentofile.yaml")
 REQUIREMENTS = Path("build/bento/requirements.txt")
+SERVE_GROUP = "serve"  # pyproject.toml [dependency-groups]
 
 
 def export_requirements(out: Path = REQUIREMENTS) -> Path:
@@ -39,7 +41,9 @@ def export_requirements(out: Path = REQUIREMENTS) -> Path:
         uv,
         "export",
         "--frozen",
-        "--no-dev",
+        # The service's dependencies only: no DVC, plotting or adoption libraries in the image.
+        "--only-group",
+        SERVE_GROUP,
         "--no-hashes",
         "--no-emit-project",
         "--no-annotate",
