@@ -215,7 +215,7 @@ def _model_card(args: argparse.Namespace) -> int:
 
 
 def _check_stale(args: argparse.Namespace) -> int:
-    from mlci import history
+    from mlci import history, paths
 
     stale = history.stale_stages()
     if not stale:
@@ -223,7 +223,7 @@ def _check_stale(args: argparse.Namespace) -> int:
         return 0
     for stage, reasons in stale.items():
         print(f"stale: {stage}: {'; '.join(reasons)}", file=sys.stderr)
-    print("run `make run`, then commit dvc.lock and reports/", file=sys.stderr)
+    print(f"run `make run`, then commit: {paths.commit_command('Update results')}", file=sys.stderr)
     return 1
 
 
