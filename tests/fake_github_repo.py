@@ -16,7 +16,9 @@ with 403 when ``read_only`` is set, like a token without the permission.
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -36,6 +38,7 @@ class RepoState:
     workflows: set[str] = field(default_factory=lambda: {"retrain.yml", "monitor.yml"})
     dispatches: list[dict] = field(default_factory=list)
     branches: set[str] = field(default_factory=lambda: {"main"})
+    git_remote: Path | None = None  # a bare repository: its heads are the branches
     tags: set[str] = field(default_factory=set)
     releases: list[dict] = field(default_factory=list)
     next_number: int = 1
@@ -139,8 +142,15 @@ def _create_pull(fake: Any, payload: Any) -> tuple:
     if error := _body_error(payload, ("title", "head", "base")):
         return error
     head, base = payload["head"], payload["base"]
-    if head not in state.branches or base not in state.branches:
-        return _unprocessable(f"branch {head if head not in state.branches else base} not found")
+    branches = set(state.branches)
+    if state.git_remote is not None:
+        listed = subprocess.run(
+            ["git", "for-each-ref", "--format=%(refname:short)", "refs/heads"],
+            cwd=state.git_remote, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        branches = set(listed.split())
+    if head not in branches or base not in branches:
+        return _unprocessable(f"branch {head if head not in branches else base} not found")
     if head == base:
         return _unprocessable(f"No commits between {base} and {head}")
     for issue in state.issues.values():
