@@ -372,3 +372,70 @@ def test_directory_as_data_source_or_reference_is_named(workspace: Path) -> None
     )
     assert result.returncode == 2
     assert "reference data: is a directory" in result.stderr, result.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs Linux /proc")
+def test_a_stage_inside_one_long_compiled_fit_stops_within_the_grace_period(
+    tmp_path: Path,
+) -> None:
+    """``dvc repro`` killed during ONE long compiled call (a ``saga`` fit on a wide table):
+    Python's SIGTERM handler cannot run until the call returns, so the run guard's own thread
+    must end the stage, within its grace period, leaving the previous model as it was."""
+    import numpy as np
+
+    from mlci import run_guard
+    from tests.projects import make_project
+
+    project = make_project(tmp_path / "wide", "binary_numeric")
+    ws = project.root.resolve()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20_000, 40))
+    wide = pd_frame({f"f{i:02d}": x[:, i] for i in range(40)})
+    wide["diagnosis"] = np.where(x[:, 0] + x[:, 1] + rng.normal(size=len(x)) > 0, "M", "B")
+    wide.to_csv(ws / "data/fixture.csv", index=False)
+    from tests.projects import contract_source
+
+    (ws / "src/project/schema.py").write_text(
+        contract_source(wide, "diagnosis", None, "classification")
+    )
+    edit_params(ws, lambda p: p["evaluate"].update(slices=[]))
+    set_estimator(ws, "logistic_regression", solver="saga", max_iter=20, tol=1e-12)
+    run(["dvc", "repro"], ws)  # a good model to keep
+    before, lock = models(ws), (ws / "dvc.lock").read_bytes()
+
+    set_estimator(ws, "logistic_regression", solver="saga", max_iter=200_000, tol=0.0)
+    log = ws.parent / "repro.log"
+    with log.open("w") as out:
+        dvc = subprocess.Popen(
+            ["dvc", "repro"], cwd=ws, env=tool_env(**project_env(ws), SHELL="/bin/bash"),
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: any("mlci train" in p for p in processes_in(ws)), 120, "mlci train")
+        time.sleep(6)  # well inside the one fit (minutes long)
+        assert dvc.poll() is None, log.read_text()
+        os.kill(dvc.pid, signal.SIGTERM)
+        dvc.wait(timeout=30)
+    finally:
+        if dvc.poll() is None:
+            dvc.kill()
+            dvc.wait()
+    killed = time.monotonic()
+    while processes_in(ws) and time.monotonic() < killed + run_guard.GRACE_SECONDS + 10:
+        time.sleep(0.2)
+    stopped_after = time.monotonic() - killed
+    survivors = processes_in(ws)
+    for line in survivors:
+        os.kill(int(line.split(":")[0]), signal.SIGKILL)
+    assert survivors == [], "the stage outlived the pipeline"
+    assert stopped_after < run_guard.GRACE_SECONDS + 2, f"stopped after {stopped_after:.1f} s"
+    assert "Running stage 'evaluate'" not in log.read_text()  # stopped inside the fit
+    assert stopped_after > run_guard.GRACE_SECONDS - 2  # by the guard's thread, not the handler
+    assert models(ws) == before  # no temp file left, the model untouched
+    assert (ws / "dvc.lock").read_bytes() == lock
+
+
+def pd_frame(columns: dict):
+    import pandas as pd
+
+    return pd.DataFrame(columns)
