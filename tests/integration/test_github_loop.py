@@ -16,7 +16,7 @@ import pytest
 from tests.fake_github import REPOSITORY, FakeGitHub
 from tests.fake_github_repo import add_issue
 from tests.helpers import git, make_in, run
-from tests.projects import Project
+from tests.projects import Project, shifted_batch
 
 pytestmark = pytest.mark.slow
 
@@ -52,13 +52,7 @@ def api_env(fake: FakeGitHub, **extra: str) -> dict[str, str]:
 
 
 def batch(repo: Path, name: str, shift: float, seed: int) -> Path:
-    train = pd.read_parquet(repo / "data/processed/train.parquet")
-    df = train.sample(200, replace=True, random_state=seed).reset_index(drop=True)
-    df["sample"] = [f"{name}-{i}" for i in range(len(df))]
-    df[SHIFTED] = df[SHIFTED] + shift
-    path = repo / f"{name}.csv"
-    df.to_csv(path, index=False)
-    return path
+    return shifted_batch(repo, name, SHIFTED, shift, seed, id_column="sample")
 
 
 def monitor(repo: Path, fake: FakeGitHub, current: Path, **extra: str):

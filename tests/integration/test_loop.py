@@ -16,7 +16,7 @@ import pytest
 
 from mlci.monitoring import retrain
 from tests.conftest import git, run
-from tests.projects import Project
+from tests.projects import Project, shifted_batch
 
 pytestmark = pytest.mark.slow
 
@@ -26,13 +26,7 @@ SHIFTED = "alcohol"  # a numeric feature of that table (sd 1)
 
 
 def batch(repo: Path, name: str, shift: float, seed: int) -> Path:
-    train = pd.read_parquet(repo / "data/processed/train.parquet")
-    df = train.sample(200, replace=True, random_state=seed).reset_index(drop=True)
-    df["sample"] = [f"{name}-{i}" for i in range(len(df))]
-    df[SHIFTED] = df[SHIFTED] + shift
-    path = repo / f"{name}.csv"
-    df.to_csv(path, index=False)
-    return path
+    return shifted_batch(repo, name, SHIFTED, shift, seed, id_column="sample")
 
 
 @pytest.fixture
