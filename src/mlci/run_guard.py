@@ -30,6 +30,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,10 @@ GRACE_SECONDS = 10.0
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 _stopping = threading.Event()
+# ``held()`` blocks in progress, and whether a stop arrived during one.
+_holding = 0
+_held_stop = False
+HOLD_LIMIT_SECONDS = 60.0  # a held block (three small writes) never needs longer than this
 
 
 @dataclass(frozen=True)
@@ -104,16 +110,43 @@ def _libc() -> ctypes.CDLL | None:
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
-    if _stopping.is_set():
+    global _held_stop
+    if _stopping.is_set() and not _holding:
         return  # stopping already: let the cleanup finish
     _stopping.set()
+    if _holding:  # writing files that belong together: stop right after them
+        _held_stop = True
+        return
     # os.write, not print: a signal handler may interrupt a print in progress.
     os.write(2, b"mlci: stopped (the pipeline was stopped); previous outputs left in place\n")
     raise KeyboardInterrupt
 
 
+@contextmanager
+def held() -> Iterator[None]:
+    """Run the block to its end even if the pipeline is stopped meanwhile (files that belong
+    together, such as a model and its metadata, are all written or none is); the stop takes
+    effect right after it. Unlike blocking the signals in the main thread, this also holds when
+    the signal is delivered to another thread (the watcher, an OpenMP or BLAS thread), and the
+    watcher's hard exit waits for the block too (up to :data:`HOLD_LIMIT_SECONDS`)."""
+    global _holding, _held_stop
+    _holding += 1
+    try:
+        yield
+    finally:
+        _holding -= 1
+    if not _holding and _held_stop:
+        _held_stop = False
+        os.write(2, b"mlci: stopped (the pipeline was stopped) after writing its outputs\n")
+        raise KeyboardInterrupt
+
+
 def _hard_exit() -> None:
-    """The grace period is over: remove the atomic writers' temp files, exit at once."""
+    """The grace period is over: wait for a held block to finish, remove the atomic writers'
+    temp files, exit at once."""
+    deadline = time.monotonic() + HOLD_LIMIT_SECONDS
+    while _holding and time.monotonic() < deadline:
+        time.sleep(0.05)
     files.discard_pending()
     os._exit(128 + signal.SIGTERM)
 
