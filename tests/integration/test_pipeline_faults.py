@@ -232,7 +232,8 @@ def kill_repro_in_training(
 ) -> tuple[str, float]:
     """Start ``dvc repro`` in ``ws``, send ``sig`` to it ``after`` seconds into ``mlci train``,
     and wait up to ``limit`` seconds for every process working in ``ws`` to be gone (any left is
-    killed, and fails the test). Returns (the pipeline's output, seconds the stage outlived it)."""
+    killed, and fails the test). Returns (the pipeline's output, seconds from the signal until
+    every process was gone)."""
     env = tool_env(**project_env(ws), SHELL=shell)
     log = ws.parent / "repro.log"  # a file, not a pipe: an orphan would hold a pipe open
     with log.open("w") as out:
@@ -242,12 +243,12 @@ def kill_repro_in_training(
         time.sleep(after)
         assert dvc.poll() is None, "the pipeline ended before it could be stopped"
         os.kill(dvc.pid, sig)
+        killed = time.monotonic()
         dvc.wait(timeout=30)
     finally:
         if dvc.poll() is None:
             dvc.kill()
             dvc.wait()
-    killed = time.monotonic()
     while processes_in(ws) and time.monotonic() < killed + limit:
         time.sleep(0.2)
     stopped_after = time.monotonic() - killed
