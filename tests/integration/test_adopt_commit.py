@@ -1,7 +1,8 @@
 """An adopted project is green from its first commit: in a copy of this template (its example's
 results committed, as a fresh clone has them), under a minimal environment, `make adopt` on a
 generated table, `make run`, then exactly the commit command adopt printed; then `git status` is
-clean, `make check-stale` passes on a fresh clone, drift on unlabelled held-out rows exits 0, and
+clean, the project's own tests of itself pass (a rerun changes no committed file), `make
+check-stale` passes on a fresh clone, drift on unlabelled held-out rows exits 0, and
 the next pull request is compared with the adopter's main (not judged as a contract change)."""
 
 from __future__ import annotations
@@ -97,6 +98,13 @@ def test_adopt_run_commit_is_green(kind: str, tmp_path: Path) -> None:
     assert "models" in command.split("&&")[0].split()
     shell(root, command)
     assert status(root) == [], "the printed commit left files out"
+
+    # The adopter's own test of its project: a rerun changes no committed file.
+    shell(
+        root,
+        ".venv/bin/python -m pytest -q -p no:cacheprovider tests/integration/test_this_project.py",
+    )
+    assert status(root) == []
 
     clone = tmp_path / "clone"
     shell(tmp_path, f"git clone -q {root} {clone}")
