@@ -163,9 +163,7 @@ def _watch(proc: _Process, wakeup: int | None) -> None:
             time.sleep(POLL_SECONDS)
     if not _stopping.is_set():
         os.kill(os.getpid(), signal.SIGTERM)  # the main thread cleans up if it gets the chance
-    deadline = time.monotonic() + GRACE_SECONDS
-    while time.monotonic() < deadline:
-        time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+    time.sleep(GRACE_SECONDS)  # the main thread's cleanup ends the process first, if it can run
     _hard_exit()
 
 

@@ -121,6 +121,8 @@ def test_adopt_run_commit_is_green(kind: str, tmp_path: Path) -> None:
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["seed"] = int(params["seed"]) + 1
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    stale = make(root, "check-stale")
+    assert stale.returncode != 0 and command.split(" && ")[0] in stale.stderr  # the same set
     ok(make(root, "run"))
     shell(root, command.replace("Adopt mlci for my data", "Another seed"))
     assert status(root) == []
