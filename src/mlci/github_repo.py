@@ -71,12 +71,9 @@ class Repo:
             raise explain(err, action, self.name, permission) from None
 
     def _body(self, text: str) -> str:
-        where = (
-            f"the whole text is in [the workflow run]({self.run_url})"
-            if self.run_url
-            else ("run the command locally for the whole text")
-        )
-        return fit_body(text, where)
+        if self.run_url:
+            return fit_body(text, f"the whole text is in [the workflow run]({self.run_url})")
+        return fit_body(text, "run the command locally for the whole text")
 
     # ---- issues --------------------------------------------------------------------------
 
