@@ -125,7 +125,7 @@ check-workflows: setup ## zizmor (pedantic, offline) and JSON-schema checks of .
 	$(RUN) check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(RUN) check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
 
-# ---- release (GitHub runners: these need Docker, cosign and gh) ----------------------------
+# ---- release (GitHub runners: these need Docker and cosign) --------------------------------
 BENTO ?= mlci_classifier:latest
 IMAGE ?= ghcr.io/owner/repo
 VERSION ?= 0.0.0
@@ -172,8 +172,10 @@ sign-image: ## keyless cosign signature of IMAGE@DIGEST (GitHub OIDC)
 model-card: setup ## write reports/release/model_card.md for VERSION, IMAGE, DIGEST
 	$(RUN) mlci model-card --version $(VERSION) --image $(IMAGE) --digest $(DIGEST)
 
-github-release: ## create the GitHub Release for TAG with the model card (needs gh)
-	gh release create $(TAG) --verify-tag --title "$(TAG)" --notes-file reports/release/model_card.md
+# GitHub calls (here, monitor PUBLISH=1, retrain-pr) go through the project's own client: GITHUB_TOKEN
+# (or GH_TOKEN), GITHUB_REPOSITORY (or the origin remote), GITHUB_API_URL. No `gh` needed.
+github-release: setup ## publish the GitHub Release of TAG (pushed) with the model card
+	$(RUN) mlci github-release --tag $(TAG)
 
 # ---- the loop: monitoring and retraining ---------------------------------------------------
 monitor: setup ## drift + staleness on CURRENT (path or URL); PUBLISH=1 updates the GitHub issue
@@ -183,8 +185,7 @@ monitor: setup ## drift + staleness on CURRENT (path or URL); PUBLISH=1 updates 
 retrain: setup ## re-run the pipeline, on SOURCE when given (a new data.source)
 	$(RUN) mlci retrain $(if $(SOURCE),--source "$(SOURCE)")
 
-retrain-pr: setup ## commit the re-run results on a branch and open a pull request (needs gh)
-	gh auth setup-git
+retrain-pr: setup ## commit the re-run results on a branch, push it, open a pull request
 	$(RUN) mlci retrain-pr --base $(DEFAULT_BRANCH)
 
 bench: setup ## run the benchmarks and write bench/results/*.json

@@ -8,10 +8,12 @@ certificate made for it by the ``openssl`` command line. It serves:
 * ``POST   /repos/{owner}/{repo}/issues/{n}/comments``
 * ``PATCH  /repos/{owner}/{repo}/issues/comments/{id}``
 
-records every request (method, path, query, headers, body), and can be scripted: fail the next
-requests with any status and headers (``fail_next``), answer writes with 403 like a fork's
-read-only token (``read_only``), page at most ``max_per_page`` comments, serve under a path prefix
-like GitHub Enterprise Server's ``/api/v3``.
+and the repository endpoints of the monitoring loop, retraining and the release
+(``tests.fake_github_repo``: issues, labels, workflow dispatch, pull requests, releases; state in
+``fake.state``). It records every request (method, path, query, headers, body), and can be
+scripted: fail the next requests with any status and headers (``fail_next``), answer writes with
+403 like a fork's read-only token (``read_only``), page at most ``max_per_page`` comments, serve
+under a path prefix like GitHub Enterprise Server's ``/api/v3``.
 
 ``run_make_comment`` runs ``make comment`` the way the workflow does (the repository checkout as
 the working directory, the artifact elsewhere, a minimal environment), and ``capture_post``
@@ -36,6 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from tests import fake_github_repo
 from tests.helpers import REPO
 
 TOKEN = "ghs_test_token_0123456789"
@@ -98,6 +101,7 @@ class FakeGitHub:
         self.next_link_base: str | None = None  # point "next" links elsewhere (a test)
         self.pulls: dict[int, str] = {}  # number -> head sha
         self.comments: dict[int, list[dict]] = {}  # issue number -> comments, oldest first
+        self.state = fake_github_repo.RepoState()  # issues, labels, dispatches, releases...
         self.requests: list[Recorded] = []
         self.failures: list[Failure] = []
         self._next_id = 1000
@@ -189,6 +193,8 @@ class FakeGitHub:
                 return failure.status, failure.headers, failure.body
         if headers.get("authorization") not in (f"Bearer {self.token}", f"token {self.token}"):
             return 401, {}, {"message": "Bad credentials", "status": "401"}
+        if path == f"/repos/{self.repo}":
+            return fake_github_repo.handle(self, method, [""], query, body)
         prefix = f"/repos/{self.repo}/"
         if not path.startswith(prefix):
             return 404, {}, {"message": "Not Found", "status": "404"}
@@ -211,7 +217,7 @@ class FakeGitHub:
                 return self._write(lambda: self._create(number, body))
         if method == "PATCH" and len(route) == 3 and route[:2] == ["issues", "comments"]:
             return self._write(lambda: self._update(int(route[2]), body))
-        return 404, {}, {"message": "Not Found", "status": "404"}
+        return fake_github_repo.handle(self, method, route, query, body)
 
     def _write(self, action):
         if self.read_only:
@@ -235,7 +241,7 @@ class FakeGitHub:
         return None
 
     def _create(self, number: int, body: object):
-        if number not in self.pulls:
+        if number not in self.pulls and number not in self.state.issues:
             return 404, {}, {"message": "Not Found", "status": "404"}
         if error := self._too_long(body):
             return error

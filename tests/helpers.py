@@ -100,3 +100,19 @@ def copy_example(dest: Path) -> Path:
     git(dest, "add", "-A")
     git(dest, "commit", "-qm", "the penguins example", "--allow-empty")
     return dest
+
+
+def make_in(ws: Path, *args: str, timeout: float = 600, **env: str):
+    """The real Makefile in the project copy ``ws``, on this checkout's environment: ``.venv``
+    is linked, and ``-o .venv/.synced`` keeps make from syncing (writing to) that shared one."""
+    uv = shutil.which("uv") or str(REPO / ".tools/bin/uv")
+    if not (ws / ".venv").exists():
+        (ws / ".venv").symlink_to(REPO / ".venv")
+    return subprocess.run(
+        ["make", "--no-print-directory", "-o", ".venv/.synced", *args, f"UV={uv}"],
+        cwd=ws,
+        env=tool_env(**project_env(ws), **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

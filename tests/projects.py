@@ -203,3 +203,18 @@ def make_project(dest: Path, kind: str, n: int = 400, seed: int = 0) -> Project:
     git(dest, "add", "-A")
     git(dest, "commit", "-qm", f"adopt a {kind} fixture table")
     return project
+
+
+def shifted_batch(
+    root: Path, name: str, column: str, shift: float, seed: int, id_column: str | None = None
+) -> Path:
+    """A production batch of 200 rows resampled from a trained project's training split, with
+    ``column`` moved by ``shift`` (0: no drift), written to ``root/<name>.csv``."""
+    train = pd.read_parquet(root / "data/processed/train.parquet")
+    df = train.sample(200, replace=True, random_state=seed).reset_index(drop=True)
+    if id_column:
+        df[id_column] = [f"{name}-{i}" for i in range(len(df))]
+    df[column] = df[column] + shift
+    path = root / f"{name}.csv"
+    df.to_csv(path, index=False)
+    return path

@@ -107,9 +107,14 @@ def _model_card_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repository", default=os.environ.get("GITHUB_REPOSITORY", "owner/repo"))
 
 
+def _github_release_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tag", required=True, help="the pushed tag, vX.Y.Z")
+    p.add_argument("--card", type=Path, default=Path("reports/release/model_card.md"))
+
+
 def _monitor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--current", required=True, help="batch: path, folder or fsspec URL")
-    p.add_argument("--publish", action="store_true", help="open/update the GitHub issue (gh)")
+    p.add_argument("--publish", action="store_true", help="open/update the GitHub issue")
     p.add_argument("--dispatch-retrain", action="store_true", help="start retrain on drift")
 
 
@@ -144,6 +149,13 @@ def _adopt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _github_release(args: argparse.Namespace) -> int:
+    from mlci import release
+
+    print(f"released {args.tag}: {release.github_release(args.tag, args.card)}")
+    return 0
+
+
 def _monitor(args: argparse.Namespace) -> int:
     from mlci.config import load_params
     from mlci.monitoring import monitor
@@ -170,7 +182,7 @@ def _retrain(args: argparse.Namespace) -> int:
 def _retrain_pr(args: argparse.Namespace) -> int:
     from mlci.monitoring import retrain
 
-    print(retrain.open_pull_request(args.base, retrain.github_create_pr))
+    print(retrain.open_pull_request(args.base))
     return 0
 
 
@@ -185,6 +197,7 @@ ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "verify-release": _verify_rel_args,
     "smoke-test": _smoke_args,
     "model-card": _model_card_args,
+    "github-release": _github_release_args,
     "monitor": _monitor_args,
     "retrain": _retrain_args,
     "retrain-pr": _retrain_pr_args,
@@ -216,7 +229,7 @@ def _model_card(args: argparse.Namespace) -> int:
 
 
 def _check_stale(args: argparse.Namespace) -> int:
-    from mlci import history
+    from mlci import history, paths
 
     stale = history.stale_stages()
     if not stale:
@@ -224,7 +237,7 @@ def _check_stale(args: argparse.Namespace) -> int:
         return 0
     for stage, reasons in stale.items():
         print(f"stale: {stage}: {'; '.join(reasons)}", file=sys.stderr)
-    print("run `make run`, then commit dvc.lock and reports/", file=sys.stderr)
+    print(f"run `make run`, then commit: {paths.commit_command('Update results')}", file=sys.stderr)
     return 1
 
 
@@ -330,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
         "verify-release": ("check a release tag may ship (on main, fresh, gate)", _verify_rel),
         "smoke-test": ("check a running service: readyz, a valid and an invalid request", _smoke),
         "model-card": ("write reports/release/model_card.md for a release", _model_card),
+        "github-release": ("publish the GitHub Release of a tag: the model card", _github_release),
         "monitor": ("scheduled check: drift + staleness, one GitHub issue", _monitor),
         "retrain": ("re-run the pipeline, optionally on a new data source", _retrain),
         "retrain-pr": ("commit re-run results on a branch and open a pull request", _retrain_pr),

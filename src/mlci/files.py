@@ -3,6 +3,7 @@ leaves a half-written model, metrics file or dataset where a good one was."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -13,17 +14,31 @@ from typing import Any
 
 import pandas as pd
 
+# Temp files being written right now: a hard exit (mlci.run_guard, after its grace period)
+# deletes them, since the ``except`` below never runs then.
+_pending: set[Path] = set()
+
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    _pending.add(Path(tmp))
     try:
         write(Path(tmp))
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    finally:
+        _pending.discard(Path(tmp))
+
+
+def discard_pending() -> None:
+    """Delete every temp file an atomic write has open (from any thread; never raises)."""
+    for tmp in list(_pending):
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def write_text(path: Path, text: str) -> None:

@@ -28,3 +28,18 @@ ROC_DIR = PLOTS / "roc"
 PR_DIR = PLOTS / "precision_recall"
 IMPORTANCE = PLOTS / "importance.csv"
 RESIDUALS = PLOTS / "residuals.csv"  # regression: actual, predicted and residual per test row
+
+
+def committed() -> tuple[str, ...]:
+    """Every path a project commits to git, defined once: ``make adopt``'s commit line,
+    ``make check-stale``'s advice and ``make retrain-pr`` all use it. It covers the adopter's
+    package, the knob and pipeline files, the committed results (``reports/``, ``cache: false``
+    outputs such as ``models/model_meta.json``) and ``data/`` (a small table itself, a large one's
+    ``.dvc`` file); git-ignored files inside them (DVC-cached outputs, local runs) stay out."""
+    return ("src/project", "params.yaml", "dvc.yaml", "dvc.lock", str(REPORTS), "data", "models")
+
+
+def commit_command(message: str) -> str:
+    """The one shell line that commits a project's state: ``git add -A`` of ``committed()``."""
+    quoted = message.replace('"', '\\"')
+    return f'git add -A {" ".join(committed())} && git commit -m "{quoted}"'

@@ -259,3 +259,15 @@ def model_card(version: str, image: str, digest: str, repository: str) -> str:
     text = "\n".join(lines) + "\n"
     files.write_text(Path("reports/release/model_card.md"), text)
     return text
+
+
+def github_release(tag: str, card: Path = Path("reports/release/model_card.md")) -> str:
+    """Publish the GitHub Release of ``tag`` (already pushed) with the model card as its notes,
+    through the project's GitHub client (no ``gh``). Returns the release's web URL."""
+    from mlci import github_repo
+    from mlci.github import run_url
+
+    if not card.is_file():
+        raise UserError(f"{card} not found: run `make model-card` first")
+    repo = github_repo.connect(run_url())
+    return repo.create_release(tag, card.read_text(encoding="utf-8"))

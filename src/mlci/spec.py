@@ -7,7 +7,10 @@ manifest (:mod:`mlci.serving.manifest`) stores and rebuilds them without importi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -47,3 +50,19 @@ class Spec:
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
+
+    def clip_target(self, values: np.ndarray) -> tuple[np.ndarray, int]:
+        """Regression answers inside the contract's bounds on the target, and how many had to
+        be moved there (a linear model extrapolates: a negative price from a target ``ge=0``).
+        A contract without bounds leaves the values as they are. Every answer that leaves the
+        project (service, batch scoring, evaluation) passes through here."""
+        import numpy as np  # here, not at import: the contract's facts need no NumPy
+
+        values = np.asarray(values, dtype=np.float64)
+        lo, hi = self.target_minimum, self.target_maximum
+        if self.classes or (lo is None and hi is None):
+            return values, 0
+        low = lo if lo is not None else -np.inf
+        high = hi if hi is not None else np.inf
+        outside = int(np.count_nonzero((values < low) | (values > high)))
+        return (np.clip(values, low, high) if outside else values), outside

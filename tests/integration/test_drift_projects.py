@@ -181,3 +181,45 @@ def test_regression_prediction_drift_alone_is_found(regression: Project, tmp_pat
     code, output, report = drift(regression, log, tmp_path / "out")
     assert code == 1, output
     assert [c["column"] for c in report["columns"] if c["drifted"]] == ["(predicted value)"]
+
+
+# --------------------------------------------------------------------------- labels arrive late
+
+
+@pytest.mark.parametrize("fixture", ["regression", "codes"])
+def test_rows_without_a_label_are_not_violations(
+    fixture: str, request: pytest.FixtureRequest, tmp_path: Path
+):
+    """Production labels arrive late or never: a batch whose target is missing on some rows is
+    valid (the target is checked where present) and scored on its labelled rows only."""
+    project: Project = request.getfixturevalue(fixture)
+    df = fresh(project, seed=3).astype({project.target: object})
+    df.loc[df.index[::3], project.target] = None  # a third of the rows not labelled yet
+    batch = tmp_path / "partly_labelled.csv"
+    df.to_csv(batch, index=False)
+    code, output, report = drift(project, batch, tmp_path / "out")
+    assert code == 0, output
+    assert report["contract"]["valid"] is True, report["contract"]["failures"]
+    perf = report["performance"]
+    assert perf["labelled_rows"] == len(df) - len(df.index[::3])
+    assert perf["status"] == "compared" and perf["degraded"] is False
+
+
+def test_a_present_label_is_still_checked(regression: Project, tmp_path: Path):
+    df = fresh(regression, seed=4).astype({regression.target: object})
+    df.loc[df.index[::2], regression.target] = None
+    df.loc[df.index[1], regression.target] = "not a number"
+    batch = tmp_path / "bad_label.csv"
+    df.to_csv(batch, index=False)
+    code, output, report = drift(regression, batch, tmp_path / "out")
+    assert code == 1, output
+    (failure,) = report["contract"]["failures"]
+    assert failure["column"] == regression.target
+
+
+def test_a_batch_without_the_target_column_exits_0(regression: Project, tmp_path: Path):
+    batch = tmp_path / "unlabelled.csv"
+    fresh(regression, seed=5).drop(columns=[regression.target]).to_csv(batch, index=False)
+    code, output, report = drift(regression, batch, tmp_path / "out")
+    assert code == 0, output
+    assert report["contract"]["valid"] is True and report["current"]["labelled"] is False

@@ -1,7 +1,7 @@
-"""The loop: `mlci monitor` on real batches, the one-issue publishing rule, and retraining
-that ends in a pushed branch. GitHub's API is not reachable here, so `gh` is replaced by a
-recorder; git, dvc and the pipeline are real. Machinery tests: they run on a generated fixture
-project (tests/projects.py), not on the bundled example."""
+"""The loop: `mlci monitor` on real batches and retraining that ends in a pushed branch (the
+GitHub side, against the stand-in API: tests/integration/test_github_loop.py); git, dvc and the
+pipeline are real. Machinery tests: they run on a generated fixture project (tests/projects.py),
+not on the bundled example."""
 
 from __future__ import annotations
 
@@ -14,26 +14,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlci.monitoring import monitor, retrain
+from mlci.monitoring import retrain
 from tests.conftest import git, run
-from tests.projects import Project
+from tests.projects import Project, shifted_batch
 
 pytestmark = pytest.mark.slow
-
-
-class FakeGh:
-    def __init__(self, open_issues: list[int]) -> None:
-        self.open_issues = open_issues
-        self.calls: list[list[str]] = []
-
-    def __call__(self, args: list[str]) -> str:
-        self.calls.append(args)
-        if args[:2] == ["issue", "list"]:
-            return json.dumps([{"number": n} for n in self.open_issues])
-        return ""
-
-    def verbs(self) -> list[str]:
-        return [" ".join(c[:2]) for c in self.calls]
 
 
 KIND = "multiclass_numeric"  # numeric features, an ID column, three classes
@@ -41,13 +26,7 @@ SHIFTED = "alcohol"  # a numeric feature of that table (sd 1)
 
 
 def batch(repo: Path, name: str, shift: float, seed: int) -> Path:
-    train = pd.read_parquet(repo / "data/processed/train.parquet")
-    df = train.sample(200, replace=True, random_state=seed).reset_index(drop=True)
-    df["sample"] = [f"{name}-{i}" for i in range(len(df))]
-    df[SHIFTED] = df[SHIFTED] + shift
-    path = repo / f"{name}.csv"
-    df.to_csv(path, index=False)
-    return path
+    return shifted_batch(repo, name, SHIFTED, shift, seed, id_column="sample")
 
 
 @pytest.fixture
@@ -71,29 +50,6 @@ def test_monitor_exit_codes_and_report(repo: Path) -> None:
 def test_missing_batch_is_a_clear_error(repo: Path) -> None:
     result = run(["mlci", "monitor", "--current", "nowhere.jsonl"], repo, check=False)
     assert result.returncode == 2 and "nowhere.jsonl" in result.stderr
-
-
-@pytest.mark.parametrize(
-    ("open_issues", "found", "verbs", "said"),
-    [
-        ([], ["drift"], ["issue list", "label create", "issue create"], "opened an issue"),
-        ([12, 9], ["drift"], ["issue list", "issue edit", "issue comment"], "updated #9"),
-        ([4], [], ["issue list", "issue comment"], "clear: commented on #4"),
-        ([], [], ["issue list"], "clear: no issue"),
-    ],
-)
-def test_one_issue_is_opened_or_updated(
-    tmp_path: Path, open_issues: list[int], found: list[str], verbs: list[str], said: str
-) -> None:
-    gh = FakeGh(open_issues)
-    body = tmp_path / "report.md"
-    body.write_text("## report")
-    assert monitor.publish({"found": found}, body, gh) == said
-    assert gh.verbs() == verbs
-    for call in gh.calls:
-        if call[:2] in (["issue", "create"], ["issue", "edit"]):
-            assert str(body) in call
-            assert call[1] != "create" or monitor.LABEL in call
 
 
 def test_set_data_source_keeps_comments() -> None:

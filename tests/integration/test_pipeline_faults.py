@@ -16,11 +16,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
+from mlci import run_guard
 from tests.helpers import REPO, project_env, run, tool_env
-from tests.projects import Project
+from tests.projects import Project, contract_source, make_project
 
 pytestmark = pytest.mark.slow
 
@@ -224,6 +227,40 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def kill_repro_in_training(
+    ws: Path, shell: str, sig: signal.Signals, after: float, limit: float
+) -> tuple[str, float]:
+    """Start ``dvc repro`` in ``ws``, send ``sig`` to it ``after`` seconds into ``mlci train``,
+    and wait up to ``limit`` seconds for every process working in ``ws`` to be gone (any left is
+    killed, and fails the test). Returns (the pipeline's output, seconds from the signal until
+    every process was gone)."""
+    env = tool_env(**project_env(ws), SHELL=shell)
+    log = ws.parent / "repro.log"  # a file, not a pipe: an orphan would hold a pipe open
+    with log.open("w") as out:
+        dvc = subprocess.Popen(["dvc", "repro"], cwd=ws, env=env, stdout=out, stderr=out)
+    try:
+        wait_for(lambda: any("mlci train" in p for p in processes_in(ws)), 120, "mlci train")
+        time.sleep(after)
+        assert dvc.poll() is None, "the pipeline ended before it could be stopped"
+        os.kill(dvc.pid, sig)
+        killed = time.monotonic()
+        dvc.wait(timeout=30)
+    finally:
+        if dvc.poll() is None:
+            dvc.kill()
+            dvc.wait()
+    while processes_in(ws) and time.monotonic() < killed + limit:
+        time.sleep(0.2)
+    stopped_after = time.monotonic() - killed
+    survivors = processes_in(ws)
+    for line in survivors:  # this test's own processes: do not leave them running
+        os.kill(int(line.split(":")[0]), signal.SIGKILL)
+    assert survivors == [], "a stage outlived the pipeline"
+    output = log.read_text()
+    assert "Running stage 'train'" in output and "Running stage 'evaluate'" not in output
+    return output, stopped_after
+
+
 @pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize(
     ("shell", "sig"),
@@ -237,34 +274,8 @@ def test_killed_pipeline_stops_its_stages_and_keeps_the_model(
     bash execs it (the stage's parent is dvc), dash (Debian's /bin/sh) stays in between."""
     set_estimator(workspace, "random_forest", n_estimators=5000)  # about 15 s of fitting
     before, lock = models(workspace), (workspace / "dvc.lock").read_bytes()
-    env = tool_env(**project_env(workspace), SHELL=shell)
-    log = workspace.parent / "repro.log"  # a file, not a pipe: an orphan would hold a pipe open
-    with log.open("w") as out:
-        dvc = subprocess.Popen(
-            ["dvc", "repro"], cwd=workspace, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        wait_for(lambda: any("mlci train" in p for p in processes_in(workspace)), 120, "mlci train")
-        time.sleep(4)
-        assert dvc.poll() is None, "the pipeline ended before it could be stopped"
-        os.kill(dvc.pid, sig)
-        dvc.wait(timeout=30)
-    finally:
-        if dvc.poll() is None:
-            dvc.kill()
-            dvc.wait()
-    output = log.read_text()
-    assert "Running stage 'train'" in output and "Running stage 'evaluate'" not in output
-
     # The stage goes too, cleanly: well before the guard's hard exit (GRACE_SECONDS, 10 s).
-    killed = time.monotonic()
-    while processes_in(workspace) and time.monotonic() < killed + 15:
-        time.sleep(0.2)
-    stopped_after = time.monotonic() - killed
-    survivors = processes_in(workspace)
-    for line in survivors:  # this test's own processes: do not leave them running
-        os.kill(int(line.split(":")[0]), signal.SIGKILL)
-    assert survivors == [], "a stage outlived the pipeline"
+    _, stopped_after = kill_repro_in_training(workspace, shell, sig, after=4, limit=15)
     assert stopped_after < 8, f"the stage took {stopped_after:.1f} s to stop"
     assert models(workspace) == before
     assert (workspace / "dvc.lock").read_bytes() == lock
@@ -372,3 +383,35 @@ def test_directory_as_data_source_or_reference_is_named(workspace: Path) -> None
     )
     assert result.returncode == 2
     assert "reference data: is a directory" in result.stderr, result.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs Linux /proc")
+def test_a_stage_inside_one_long_compiled_fit_stops_within_the_grace_period(
+    tmp_path: Path,
+) -> None:
+    """``dvc repro`` killed during ONE long compiled call (a ``saga`` fit on a wide table):
+    Python's SIGTERM handler cannot run until the call returns, so the run guard's own thread
+    must end the stage, within its grace period, leaving the previous model as it was."""
+    project = make_project(tmp_path / "wide", "binary_numeric")
+    ws = project.root.resolve()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20_000, 40))
+    wide = pd.DataFrame({f"f{i:02d}": x[:, i] for i in range(40)})
+    wide["diagnosis"] = np.where(x[:, 0] + x[:, 1] + rng.normal(size=len(x)) > 0, "M", "B")
+    wide.to_csv(ws / "data/fixture.csv", index=False)
+    (ws / "src/project/schema.py").write_text(
+        contract_source(wide, "diagnosis", None, "classification")
+    )
+    edit_params(ws, lambda p: p["evaluate"].update(slices=[]))
+    set_estimator(ws, "logistic_regression", solver="saga", max_iter=20, tol=1e-12)
+    run(["dvc", "repro"], ws)  # a good model to keep
+    before, lock = models(ws), (ws / "dvc.lock").read_bytes()
+
+    set_estimator(ws, "logistic_regression", solver="saga", max_iter=200_000, tol=0.0)
+    # 6 s in: well inside the one fit (minutes long, tol 0).
+    limit = run_guard.GRACE_SECONDS + 10
+    _, stopped_after = kill_repro_in_training(ws, "/bin/bash", signal.SIGTERM, 6, limit)
+    assert stopped_after < run_guard.GRACE_SECONDS + 2, f"stopped after {stopped_after:.1f} s"
+    assert stopped_after > run_guard.GRACE_SECONDS - 2  # by the guard's thread, not the handler
+    assert models(ws) == before  # no temp file left, the model untouched
+    assert (ws / "dvc.lock").read_bytes() == lock

@@ -61,6 +61,6 @@ def test_committed_results_are_reproduced_byte_for_byte(project: Path) -> None:
     """Once results are committed (after the first `make run`), running the pipeline again on
     another machine changes no tracked file: the same inputs give the same model and metrics."""
     if not (REPO / "dvc.lock").is_file():
-        pytest.skip("no results committed yet: run `make run` and commit dvc.lock and reports/")
+        pytest.skip("no results committed yet: `make run`, then commit as `make check-stale` says")
     status = run(["git", "status", "--porcelain", "--untracked-files=no"], project).stdout
     assert status == "", f"the pipeline changed committed files:\n{status}"

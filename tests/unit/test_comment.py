@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from mlci.github_api import next_link
 from mlci.review.comment_artifact import ArtifactError, read_pr, read_report
 from mlci.review.comment_body import MARKER, MAX_BODY, build_body, cut_report, units
 from mlci.review.comment_links import LinkPolicy, RefusedReferenceError, classify, rewrite_report
-from mlci.review.github_api import next_link
 from tests.fake_github import png_bytes
 from tests.helpers import REPO
 

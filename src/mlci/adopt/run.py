@@ -25,7 +25,7 @@ from types import ModuleType
 import pandera.pandas as pa
 import yaml
 
-from mlci import files, tables
+from mlci import files, paths, tables
 from mlci import params_file as params_file_check
 from mlci.adopt.configure import edit_params, render_dvc_yaml
 from mlci.adopt.infer import Plan, infer
@@ -295,8 +295,8 @@ def summary(out: Outcome) -> list[str]:
         "     and params.yaml (gate, slices); edit cleaning.py if the source has known problems",
         "  2. make run      (the whole pipeline on your data: validate, train, evaluate)",
         *([f"  3. {data}"] if big else []),
-        f"  {4 if big else 3}. git add -A src/project params.yaml dvc.yaml dvc.lock reports data",
-        '     git commit -m "Adopt mlci for my data"',
+        f"  {4 if big else 3}. commit every file the project commits (models/model_meta.json too):",
+        f"     {paths.commit_command('Adopt mlci for my data')}",
         "  The first pull request is gated on beating the baseline; later ones on no regression",
         "  against the base branch (gate.max_regression). Add floors in gate.minimum/maximum.",
     ]

@@ -1,12 +1,17 @@
 """The data contract on a batch: the contract's column rules (types, ranges, allowed categories,
 nullability, missing share), not the dataset-size and class-balance rules a batch cannot meet.
 
+The target is optional in a batch, as in the service's requests: labels arrive late or never in
+production. A target column that is present is checked (type, range, classes) on the rows that
+carry a label; a row without one is not a violation (quality is scored on labelled rows only).
+
 A prediction log may carry a feature on some lines only (privacy): each group of rows is checked
 on the columns it carries, and a finding names the log's file and line.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -27,6 +32,10 @@ def contract_check(batch: Batch, params: Params) -> dict[str, Any]:
         min_class_share=0.0,
         max_missing_share=params.validate_.max_missing_share,
     )
+    # The target is optional: checked where a row carries one, never required.
+    target = copy.deepcopy(full.columns[spec.target])
+    target.nullable = True
+    rules = {**full.columns, spec.target: target}
     failures: list[dict[str, Any]] = []
     frame = batch.frame
     if batch.kind == "data":
@@ -41,7 +50,7 @@ def contract_check(batch: Batch, params: Params) -> dict[str, Any]:
                         "message": f"required column {name!r} is missing",
                     }
                 )
-        present = [c for c in full.columns if c in frame.columns]
+        present = [c for c in rules if c in frame.columns]
         groups = [(present, np.ones(len(frame), dtype=bool), True)]
     else:
         # A log carries features only; a feature may be logged on some lines and not others.
@@ -64,7 +73,7 @@ def contract_check(batch: Batch, params: Params) -> dict[str, Any]:
         if not columns or not rows.any():
             continue
         schema = pa.DataFrameSchema(
-            columns={c: full.columns[c] for c in columns},
+            columns={c: rules[c] for c in columns},
             checks=[],
             strict=strict,
             coerce=True,

@@ -3,32 +3,29 @@ GitHub issue up to date with the findings (never one issue per run).
 
 ``mlci monitor --current SOURCE [--publish] [--dispatch-retrain]`` is what the monitor workflow
 calls; without ``--publish`` it only writes ``reports/monitor/report.md`` and exits 0 (clear),
-1 (drift or staleness found) or 3 (not enough data for a drift verdict).
+1 (drift or staleness found) or 3 (not enough data for a drift verdict). GitHub is written to
+through the project's one client (:mod:`mlci.github_repo`; no ``gh`` needed).
 """
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
-import subprocess
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlci import files, paths
+from mlci import files, github_repo, paths
 from mlci.config import Params
 from mlci.errors import UserError
 from mlci.github import run_url as github_run_url
+from mlci.github_repo import Repo
 
 OUT_DIR = Path("reports/monitor")
 FETCHED = Path("data/monitor")
 LABEL = "model-monitoring"
 TITLE = "Model monitoring: drift or staleness found"
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-
-Gh = Callable[[list[str]], str]
 
 
 def fetch(source: str, dest: Path = FETCHED) -> Path:
@@ -84,52 +81,47 @@ def check(params: Params, current: Path) -> dict[str, Any]:
     return result
 
 
-def github(args: list[str]) -> str:
-    """Run the GitHub CLI (on runners: authenticated by GH_TOKEN)."""
-    try:
-        out = subprocess.run(["gh", *args], capture_output=True, text=True, check=True)
-    except FileNotFoundError:
-        raise UserError("`gh` (GitHub CLI) not found: --publish runs on GitHub runners") from None
-    except subprocess.CalledProcessError as err:
-        raise UserError(f"gh {' '.join(args[:2])} failed: {err.stderr.strip()}") from None
-    return out.stdout
-
-
-def publish(result: dict[str, Any], body_file: Path, gh: Gh = github) -> str:
-    """Open or update the one monitoring issue. Returns what was done."""
-    listed = json.loads(
-        gh(["issue", "list", "--label", LABEL, "--state", "open", "--json", "number"]) or "[]"
-    )
-    existing = min((i["number"] for i in listed), default=None)
+def publish(result: dict[str, Any], body: str, repo: Repo) -> str:
+    """Open or update the one monitoring issue (the oldest open one labelled ``LABEL``, found on
+    any page). A clear run comments on an open issue instead of opening another."""
+    existing = repo.find_issue(LABEL)
     if not result["found"]:
         if existing is None:
             return "clear: no issue"
-        gh(["issue", "comment", str(existing), "--body", "Latest monitoring run: all clear."])
+        repo.comment(existing, "Latest monitoring run: all clear.")
         return f"clear: commented on #{existing}"
     if existing is None:
-        gh(["label", "create", LABEL, "--force", "--color", "D93F0B"])
-        gh(["issue", "create", "--title", TITLE, "--label", LABEL, "--body-file", str(body_file)])
-        return "opened an issue"
-    gh(["issue", "edit", str(existing), "--body-file", str(body_file)])
-    gh(["issue", "comment", str(existing), "--body", f"Still found: {', '.join(result['found'])}"])
+        repo.ensure_label(LABEL, "D93F0B", "Drift or a stale model found by mlci monitor")
+        number, created = repo.find_or_create_issue(LABEL, TITLE, body)
+        if created:
+            return f"opened issue #{number}"
+        existing = number  # opened meanwhile (another run): update it
+    repo.edit_issue(existing, body)
+    repo.comment(existing, f"Still found: {', '.join(result['found'])}")
     return f"updated #{existing}"
 
 
-def dispatch_retrain(gh: Gh = github) -> str:
-    gh(["workflow", "run", "retrain.yml"])
-    return "dispatched the retrain workflow"
+def dispatch_retrain(repo: Repo) -> str:
+    ref = repo.dispatch("retrain.yml")
+    return f"dispatched the retrain workflow on {ref}"
 
 
 EXIT = {"found": 1, "not_enough_data": 3}
 
 
 def run(
-    params: Params, source: str, publish_issue: bool, retrain: bool, gh: Gh = github
+    params: Params, source: str, publish_issue: bool, retrain: bool, repo: Repo | None = None
 ) -> tuple[dict[str, Any], list[str]]:
+    """Check ``source``; with ``publish_issue`` / ``retrain``, write to GitHub through ``repo``
+    (default: the repository the environment names, :func:`mlci.github_repo.connect`)."""
+    if (publish_issue or retrain) and repo is None:  # a missing token stops before any work
+        repo = github_repo.connect(github_run_url())
     result = check(params, fetch(source))
     actions = []
-    if publish_issue:
-        actions.append(publish(result, OUT_DIR / "report.md", gh))
-    if retrain and "drift" in result["found"]:
-        actions.append(dispatch_retrain(gh))
+    wants_dispatch = retrain and "drift" in result["found"]
+    if publish_issue and repo is not None:
+        body = (OUT_DIR / "report.md").read_text(encoding="utf-8")
+        actions.append(publish(result, body, repo))
+    if wants_dispatch and repo is not None:
+        actions.append(dispatch_retrain(repo))
     return result, actions

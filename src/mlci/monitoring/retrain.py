@@ -1,10 +1,12 @@
 """Retraining as a pull request: re-run the pipeline (on new data, optionally) and open a pull
-request with the new dvc.lock, params and reports. The pull request then goes through the same
-report and gate as any other; nothing here merges or deploys.
+request with every file the project commits (``paths.committed``: dvc.lock, params, reports,
+models/model_meta.json...), through the project's GitHub client (no ``gh``). The pull request
+then goes through the same report and gate as any other; nothing here merges or deploys.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
@@ -12,11 +14,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mlci import history, run_guard
+from mlci import github_repo, history, paths, run_guard
 from mlci.errors import UserError
+from mlci.github import run_url as github_run_url
 
 SOURCE_LINE = re.compile(r"^(\s+source:)\s*[^#\n]*?(\s*#.*)?$", re.M)
-COMMITTED = ["params.yaml", "dvc.lock", "reports"]
+# Pushing over https with the API token, read from the environment by git's credential helper
+# protocol (never on a command line, where other processes could read it); no `gh` needed.
+CREDENTIALS = (
+    '!f() { test "$1" = get || exit 0; echo username=x-access-token; '
+    'echo "password=${GITHUB_TOKEN:-$GH_TOKEN}"; }; f'
+)
 
 
 def set_data_source(text: str, source: str) -> str:
@@ -49,20 +57,25 @@ def retrain(source: str | None) -> None:
 
 def open_pull_request(
     base: str,
-    create_pr: Callable[[str, str, Path], str],
+    create_pr: Callable[[str, str, Path], str] | None = None,
     remote: str = "origin",
     branch: str | None = None,
 ) -> str:
-    """Commit the re-run results on a new branch, push it, open a pull request against ``base``."""
+    """Commit the re-run results (every path the project commits, ``paths.committed``) on a new
+    branch, push it, open a pull request against ``base`` (default: through the project's
+    GitHub client, :func:`github_create_pr`)."""
     from mlci.review import report
 
-    changed = history.git("status", "--porcelain", "--", *COMMITTED)
+    if create_pr is None:
+        repo = github_repo.connect(github_run_url())  # a missing token stops before any work
+        create_pr = functools.partial(github_create_pr, repo)
+    changed = history.git("status", "--porcelain", "--", *paths.committed())
     if not changed:
         return "nothing changed: no pull request"
     branch = branch or f"retrain/{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
     c = report.write(f"{remote}/{base}", images=False)
     _run(["git", "switch", "-c", branch], "git switch")
-    _run(["git", "add", "--", *COMMITTED], "git add")
+    _run(["git", "add", "-A", "--", *paths.committed()], "git add")
     _run(
         [
             "git",
@@ -77,7 +90,8 @@ def open_pull_request(
         "git commit",
     )
     subprocess.run(["dvc", "push"], capture_output=True, text=True)  # no remote: nothing to do
-    _run(["git", "push", remote, f"HEAD:refs/heads/{branch}"], "git push")
+    push = ["git", "-c", "credential.helper=", "-c", f"credential.helper={CREDENTIALS}", "push"]
+    _run([*push, remote, f"HEAD:refs/heads/{branch}"], "git push")
     body = Path("reports/pr/retrain_body.md")
     body.write_text(
         "Automated retraining. The model gate runs on this pull request like on any other;\n"
@@ -90,21 +104,7 @@ def open_pull_request(
     return create_pr(branch, base, body)
 
 
-def github_create_pr(branch: str, base: str, body: Path) -> str:
+def github_create_pr(repo: github_repo.Repo, branch: str, base: str, body: Path) -> str:
     title = f"Retrain the model ({branch.split('/', 1)[-1]})"
-    return _run(
-        [
-            "gh",
-            "pr",
-            "create",
-            "--base",
-            base,
-            "--head",
-            branch,
-            "--title",
-            title,
-            "--body-file",
-            str(body),
-        ],
-        "gh pr create",
-    ).strip()
+    url = repo.create_pull(branch, base, title, body.read_text(encoding="utf-8"))
+    return f"opened {url}"

@@ -2,7 +2,9 @@
 
 Writes three metric files (quality, per-slice quality, cost: the model's size) and the data
 behind the DVC plots (classification: confusion, ROC and precision-recall curves; regression:
-residuals; both: permutation importance), all deterministic for the same inputs. Predict
+residuals; both: permutation importance), all deterministic for the same inputs. A regression
+model is scored on its answers as served, clipped to the contract's bounds on the target;
+``metrics.json`` says how many test predictions needed it (``clipped_predictions``). Predict
 latency is measured and varies from run to run and machine to machine, so it goes to the
 git-ignored ``reports/timings.json`` (with the training stage's fit time), which no DVC stage
 declares.
@@ -11,6 +13,7 @@ declares.
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +28,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from mlci import artifacts, files, paths
+from mlci import artifacts, contract, files, paths
 from mlci.config import Params
 from mlci.contract import features_and_target
 from mlci.metrics import PRIMARY, known_labels, label_codes, quality, regression_quality, rmse
@@ -219,14 +222,23 @@ def _classification(
 def _regression(
     model: Any, baseline: Any, X: pd.DataFrame, y: pd.Series, params: Params
 ) -> dict[str, Any]:
-    pred = model.predict(X)
+    # Scored as served: inside the contract's bounds on the target (mlci.spec.clip_target).
+    pred, clipped = contract.spec().clip_target(model.predict(X))
     metrics = {
         "task": "regression",
         "primary": PRIMARY["regression"],
         "model": regression_quality(y, pred),
         "baseline": regression_quality(y, baseline.predict(X)),
         "test_rows": len(X),
+        "clipped_predictions": clipped,
     }
+    if clipped:
+        bounds = f"[{contract.spec().target_minimum}, {contract.spec().target_maximum}]"
+        print(
+            f"evaluate: {clipped} of {len(X)} test prediction(s) fell outside the target's "
+            f"contract bounds {bounds} and were clipped to them (as the service does)",
+            file=sys.stderr,
+        )
     files.write_json(paths.METRICS, metrics)
     files.write_json(paths.SLICES, regression_slices(X, y, pred, params.evaluate.slices))
     files.write_csv(paths.RESIDUALS, residuals(y, pred, params.seed))

@@ -9,11 +9,8 @@ release) goes to the git-ignored ``reports/timings.json`` instead.
 from __future__ import annotations
 
 import platform
-import signal
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any
@@ -25,7 +22,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from mlci import artifacts, contract, files, paths
+from mlci import artifacts, contract, files, paths, run_guard
 from mlci.config import Params, TrainConfig
 from mlci.contract import features_and_target
 from mlci.errors import UserError
@@ -97,7 +94,7 @@ def run(params: Params) -> dict[str, Any]:
     }
     # The three files are one model: a stop signal waits until all three are replaced, so an
     # interrupted run never leaves a new model next to the old metadata.
-    with _signals_deferred():
+    with run_guard.held():
         artifacts.save_model(model, paths.MODEL)
         artifacts.save_model(baseline, paths.BASELINE)
         files.write_json(paths.MODEL_META, meta)
@@ -123,16 +120,6 @@ def fit(model: Pipeline, X: pd.DataFrame, y: pd.Series) -> Pipeline:
             f"train: scikit-learn refused to fit {type(model[-1]).__name__} with "
             f"train.estimator.params: {err} (the previous model was kept)"
         ) from None
-
-
-@contextmanager
-def _signals_deferred() -> Iterator[None]:
-    deferred = {signal.SIGTERM, signal.SIGINT}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, deferred)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def record_run(**facts: Any) -> None:

@@ -43,10 +43,10 @@ import sys
 import urllib.parse
 from pathlib import Path
 
+from mlci.github_api import ApiError, GitHub, ssl_context
 from mlci.review.comment_artifact import SHA, ArtifactError, read_pr, read_report
 from mlci.review.comment_body import MARKER, build_body
 from mlci.review.comment_links import LinkPolicy
-from mlci.review.github_api import ApiError, GitHub, ssl_context
 
 DEFAULT_AUTHOR = "github-actions[bot]"
 DOCS_HINT = 'see docs/pull-requests.md, "Pull-request comments"'

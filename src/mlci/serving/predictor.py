@@ -96,6 +96,9 @@ class Predictor:
         self.mode = "sklearn"
         self.fallback_reason: str | None = None
         self.probe_gap: float | None = None  # the start-up proof's largest difference
+        # Told how many regression answers of one ``score`` call were clipped to the target's
+        # bounds (the service counts them on /metrics).
+        self.on_clipped: Callable[[int], None] | None = None
 
     @classmethod
     def from_compiled(
@@ -239,9 +242,13 @@ class Predictor:
 
     def score(self, records: Sequence[Record]) -> tuple[list[Any], np.ndarray | None]:
         """(predictions, probabilities): class labels and their probabilities, or for
-        regression the predicted values (floats) and None."""
+        regression the predicted values (floats, inside the contract's bounds on the target:
+        see ``Spec.clip_target``; ``on_clipped`` is told how many were moved) and None."""
         if self.task == "regression":
-            return self.predict_values(records).tolist(), None
+            values, clipped = self.spec.clip_target(self.predict_values(records))
+            if clipped and self.on_clipped is not None:
+                self.on_clipped(clipped)
+            return values.tolist(), None
         proba = self.predict_proba(records)
         return self.labels(proba), proba
 
@@ -255,7 +262,8 @@ class Predictor:
         return np.asarray(proba, dtype=np.float64)
 
     def predict_values(self, records: Sequence[Record]) -> np.ndarray:
-        """Regression: the predicted value of each record."""
+        """Regression: the model's value for each record, as it is (the start-up proof compares
+        it with the pipeline); ``score`` clips it to the contract's bounds."""
         if self.preprocess is None:
             return self.reference_values(records)
         x = self.preprocess.transform(records)

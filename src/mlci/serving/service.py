@@ -126,6 +126,7 @@ class Classifier:
             c: service_metrics.PREDICTIONS.labels(label=c, model_version=self.version)
             for c in (self.classes or (VALUE_LABEL,))
         }
+        self.predictor.on_clipped = service_metrics.CLIPPED.labels(model_version=self.version).inc
         service_metrics.FAST_PATH.labels(model_version=self.version).set(
             1 if self.predictor.fast_path else 0
         )

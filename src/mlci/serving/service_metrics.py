@@ -8,6 +8,8 @@ request metrics.
                                                     before a stuck writer wrote them
     mlci_prediction_log_errors_total                not logged: the log file could not be written
     mlci_fast_path_enabled{model_version}           1: compiled fast path, 0: scikit-learn pipeline
+    mlci_predictions_clipped_total{model_version}   regression answers outside the contract's
+                                                    bounds on the target, served clipped to them
 
 Every prediction served is counted once in ``written``, ``dropped`` or ``errors`` (or is still
 queued). Predictions are never held up by the log: it drops and counts instead.
@@ -50,4 +52,10 @@ FAST_PATH = Gauge(
     documentation="1 if predictions use the compiled fast path, 0 if the scikit-learn pipeline",
     labelnames=["model_version"],
     multiprocess_mode="min",
+)
+# Regression: answers the model gave outside the target's contract bounds, served at the bound.
+CLIPPED = Counter(
+    name="mlci_predictions_clipped",
+    documentation="Regression predictions clipped to the contract's bounds on the target",
+    labelnames=["model_version"],
 )

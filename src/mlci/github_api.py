@@ -1,25 +1,34 @@
-"""The few GitHub REST calls the comment poster makes, over ``urllib`` (standard library only).
+"""The one GitHub REST client of the project, over ``urllib`` (standard library only: the comment
+poster runs it without installing anything).
 
-``GitHub`` reads a pull request's head commit, finds our earlier comment on every page of the
-pull request's comments (by its marker, and only if the identity we post as wrote it: anyone can
-paste the marker into a comment they can later edit), and updates it or creates one. Retries of
-5xx answers, secondary rate limits and network errors are bounded; a failed POST is never repeated
-blindly. The token is never sent to another host: redirects are not followed and every URL,
-including the pagination ``Link`` headers, must be on the API's origin. Errors are ``ApiError``,
-with a one-line message.
+This module is the transport (``GitHub.request``: retries, errors, pagination, the token kept on
+the API's host), the environment (``from_env``: ``GITHUB_TOKEN``/``GH_TOKEN``,
+``GITHUB_REPOSITORY``, ``GITHUB_API_URL`` for GitHub Enterprise Server, CA bundles) and the
+body limit (``fit_body``); :mod:`mlci.github_repo` has the loop's writes (issues, labels,
+workflow dispatch, pull requests, releases) on top of it.
+
+For the comment poster, ``GitHub`` reads a pull request's head commit, finds our earlier comment on
+every page of the pull request's comments (by its marker, and only if the identity we post as wrote
+it: anyone can paste the marker into a comment they can later edit), and updates it or creates one.
+Retries of 5xx answers, secondary rate limits and network errors are bounded; a failed POST is
+never repeated blindly. The token is never sent to another host: redirects are not followed and
+every URL, including the pagination ``Link`` headers, must be on the API's origin. Errors are
+``ApiError``, with a one-line message.
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
+import os
 import re
 import ssl
+import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 MAX_PAGES = 100  # 10,000 comments at 100 a page
@@ -68,9 +77,19 @@ def _message(status: int, body: bytes) -> str:
         data = json.loads(body.decode("utf-8", "replace"))
         message = data.get("message") if isinstance(data, dict) else None
     except ValueError:
-        message = None
+        data, message = None, None
     if not isinstance(message, str) or not message:
         message = body.decode("utf-8", "replace") or "no message"
+    # A 422 says what was wrong in "errors": [{"code": "already_exists", "message": ...}, ...]
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if isinstance(errors, list) and errors:
+        said = [
+            ": ".join(str(e[k]) for k in ("code", "message") if e.get(k))
+            if isinstance(e, dict)
+            else str(e)
+            for e in errors[:3]
+        ]
+        message += f" ({'; '.join(filter(None, said))})"
     return f"HTTP {status}: {_one_line(message)}"
 
 
@@ -140,6 +159,21 @@ class GitHub:
             return max(seconds, self.base_delay * 2**attempt)
         return min(self.base_delay * 2**attempt, MAX_WAIT)
 
+    def pages(self, path: str, what: str) -> Iterator[object]:
+        """Every item of a listing, following the ``Link: rel="next"`` pages (on this host only)."""
+        url: str | None = path
+        for _ in range(MAX_PAGES):
+            if url is None:
+                return
+            answer = self.request("GET", url)
+            if not isinstance(answer.data, list):
+                raise ApiError(f"listing {what}: expected a JSON list")
+            yield from answer.data
+            url = next_link(answer.headers.get("link"))
+            if url is not None and _origin(url) != self.origin:
+                raise ApiError(f"the next page of {what} is on another host: not following it")
+        raise ApiError(f"more than {MAX_PAGES} pages of {what}")
+
     @staticmethod
     def _retryable(status: int, headers: dict[str, str]) -> bool:
         if status >= 500:
@@ -161,7 +195,7 @@ class GitHub:
             request.add_header("Authorization", f"Bearer {self.token}")
             request.add_header("Accept", "application/vnd.github+json")
             request.add_header("X-GitHub-Api-Version", "2022-11-28")
-            request.add_header("User-Agent", "mlci-pr-comment")
+            request.add_header("User-Agent", "mlci")
             if data is not None:
                 request.add_header("Content-Type", "application/json")
             try:
@@ -206,31 +240,22 @@ class GitHub:
 
     def find_comment(self, repo: str, number: int, author: str, marker: str) -> dict | None:
         """Our earlier comment: the oldest starting with ``marker`` and written by ``author``."""
-        url: str | None = f"{self.api_url}/repos/{repo}/issues/{number}/comments?per_page=100"
-        for _ in range(MAX_PAGES):
-            if url is None:
-                return None
-            answer = self.request("GET", url)
-            if not isinstance(answer.data, list):
-                raise ApiError(f"listing the comments of #{number}: expected a JSON list")
-            for comment in answer.data:
-                if not isinstance(comment, dict):
-                    continue
-                user = comment.get("user") or {}
-                login = user.get("login", "") if isinstance(user, dict) else ""
-                body = comment.get("body") or ""
-                if (
-                    isinstance(body, str)
-                    and body.startswith(marker)
-                    and isinstance(login, str)
-                    and login.lower() == author.lower()
-                    and isinstance(comment.get("id"), int)
-                ):
-                    return comment
-            url = next_link(answer.headers.get("link"))
-            if url is not None and _origin(url) != self.origin:
-                raise ApiError("the next page of comments is on another host: not following it")
-        raise ApiError(f"pull request #{number} has more than {MAX_PAGES} pages of comments")
+        path = f"/repos/{repo}/issues/{number}/comments?per_page=100"
+        for comment in self.pages(path, f"the comments of #{number}"):
+            if not isinstance(comment, dict):
+                continue
+            user = comment.get("user") or {}
+            login = user.get("login", "") if isinstance(user, dict) else ""
+            body = comment.get("body") or ""
+            if (
+                isinstance(body, str)
+                and body.startswith(marker)
+                and isinstance(login, str)
+                and login.lower() == author.lower()
+                and isinstance(comment.get("id"), int)
+            ):
+                return comment
+        return None
 
     def upsert(
         self, repo: str, number: int, body: str, author: str, marker: str
@@ -260,3 +285,81 @@ class GitHub:
             data = answer.data if isinstance(answer.data, dict) else {}
             return verb, str(data.get("html_url") or data.get("url") or "")
         raise AssertionError("unreachable")
+
+
+# ---- the environment --------------------------------------------------------------------------
+
+REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_REMOTE = re.compile(
+    r"^(?:https://[^/]+/|git@[^:]+:|ssh://git@[^/]+/)([\w.-]+/[\w.-]+?)(?:\.git)?/?$"
+)
+
+
+def repository(env: Mapping[str, str]) -> str:
+    """``GITHUB_REPOSITORY`` (set on runners), else owner/name from the ``origin`` remote."""
+    name = env.get("GITHUB_REPOSITORY", "")
+    if not name:
+        try:
+            url = subprocess.run(
+                ["git", "remote", "get-url", "origin"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            url = ""
+        found = _REMOTE.match(url)
+        name = found.group(1) if found else ""
+    if not REPO_NAME.match(name):
+        raise ApiError(
+            f"GITHUB_REPOSITORY must be owner/name, got {name!r:.80} (set it, or an origin "
+            "remote on GitHub)"
+        )
+    return name
+
+
+def from_env(env: Mapping[str, str] | None = None) -> tuple[GitHub, str]:
+    """(client, owner/name) from the environment GitHub Actions sets, or a laptop's:
+    ``GITHUB_TOKEN`` (or ``GH_TOKEN``), ``GITHUB_REPOSITORY``, ``GITHUB_API_URL`` (default
+    https://api.github.com), CA bundles (``SSL_CERT_FILE``...), ``MLCI_GITHUB_RETRY_DELAY``
+    (seconds before the first retry, default 1)."""
+    env = dict(os.environ if env is None else env)
+    token = env.get("GITHUB_TOKEN") or env.get("GH_TOKEN")
+    if not token:
+        raise ApiError("set GITHUB_TOKEN (or GH_TOKEN) to a token for the repository")
+    try:
+        delay = float(env.get("MLCI_GITHUB_RETRY_DELAY") or 1.0)
+    except ValueError:
+        raise ApiError("MLCI_GITHUB_RETRY_DELAY must be a number of seconds") from None
+    api = env.get("GITHUB_API_URL") or "https://api.github.com"
+    return GitHub(api, token, ssl_context(env), base_delay=delay), repository(env)
+
+
+# ---- the body limit ---------------------------------------------------------------------------
+
+MAX_BODY = 65_536  # GitHub's limit on an issue, comment, pull request or release body
+CUT_NOTE = "\n> [!NOTE]\n> ✂️ Cut to fit GitHub's limit of 65,536 characters: {where}\n"
+
+
+def units(text: str) -> int:
+    """Length as GitHub may count it: UTF-16 code units (never fewer than characters)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def fit_body(text: str, where: str, limit: int = MAX_BODY) -> str:
+    """``text`` if it fits; else its longest prefix of whole lines that does (an open code
+    fence closed) followed by a note saying ``where`` the whole text is (a link)."""
+    if units(text) <= limit:
+        return text
+    note = CUT_NOTE.format(where=where)
+    budget = limit - units(note) - 4  # room for a closing fence
+    kept, size, fence = [], 0, None
+    for line in text.splitlines(keepends=True):
+        if size + units(line) > budget:
+            break
+        kept.append(line)
+        size += units(line)
+        mark = line.lstrip()[:3]
+        if mark in ("```", "~~~"):
+            fence = None if fence == mark else (fence or mark)
+    body = "".join(kept)
+    if body and not body.endswith("\n"):
+        body += "\n"
+    return body + (f"{fence}\n" if fence else "") + note
