@@ -1,6 +1,6 @@
 """The one command-line entry point. ``dvc.yaml``, the Makefile and the workflows all call it.
 
-    mlci ingest | validate | split | train | evaluate     pipeline stages (dvc.yaml)
+    mlci ingest | validate | split | tune | train | evaluate   pipeline stages (dvc.yaml)
     mlci check-params                                      validate params.yaml and stop
     mlci pull                                              dvc pull, exit 1 if it fails or lacks
 
@@ -32,7 +32,8 @@ def _stage(module: str) -> Callable[[argparse.Namespace], int]:
 
         from mlci.config import load_params
 
-        params = load_params(args.params, estimator=module == "pipeline.train")
+        estimator = module in ("pipeline.train", "pipeline.tune")
+        params = load_params(args.params, estimator=estimator)
         result = importlib.import_module(f"mlci.{module}").run(params)
         _print_brief(args.command, result)
         return 0
@@ -300,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
             _stage("pipeline.validate"),
         ),
         "split": ("split validated data into train and test sets", _split),
+        "tune": (
+            "choose estimator and hyperparameters (params.yaml search:)",
+            _stage("pipeline.tune"),
+        ),
         "train": ("fit the model and the baseline", _stage("pipeline.train")),
         "evaluate": ("score model and baseline on the test set", _stage("pipeline.evaluate")),
         "check-params": ("validate params.yaml and exit", _check_params),

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from mlci import params_file
 from mlci.errors import UserError
+from mlci.estimators import ALL_NAMES, BASELINES, ESTIMATORS
 
 PARAMS_FILE = Path(os.environ.get("MLCI_PARAMS", "params.yaml"))
 
@@ -54,20 +55,19 @@ class SplitConfig(_Strict):
 
 
 Task = Literal["classification", "regression"]
-# Which `train.estimator.name` and `train.baseline` each task accepts (mlci.estimators builds them).
-ESTIMATORS: dict[str, tuple[str, ...]] = {
-    "classification": ("logistic_regression", "random_forest", "hist_gradient_boosting"),
-    "regression": ("ridge", "random_forest", "hist_gradient_boosting"),
-}
-BASELINES: dict[str, tuple[str, ...]] = {
-    "classification": ("prior", "most_frequent", "stratified", "uniform"),
-    "regression": ("mean", "median"),
-}
+# Which `train.estimator.name` and `train.baseline` each task accepts: mlci.estimators, the one
+# registry (which also builds them).
 
 
 class EstimatorConfig(_Strict):
-    name: Literal["logistic_regression", "ridge", "random_forest", "hist_gradient_boosting"]
+    name: str
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known(self) -> EstimatorConfig:
+        if self.name not in ALL_NAMES:
+            raise ValueError(f"unknown estimator {self.name!r}; choose from {list(ALL_NAMES)}")
+        return self
 
     @model_validator(mode="after")
     def _seed_from_top_level(self) -> EstimatorConfig:
@@ -79,9 +79,7 @@ class EstimatorConfig(_Strict):
 class TrainConfig(_Strict):
     estimator: EstimatorConfig
     # The Dummy{Classifier,Regressor} strategy the model must beat; None: prior / mean.
-    baseline: (
-        Literal["prior", "most_frequent", "stratified", "uniform", "mean", "median"] | None
-    ) = None
+    baseline: str | None = None
 
     def baseline_for(self, task: str) -> str:
         return self.baseline or BASELINES[task][0]
@@ -137,6 +135,20 @@ class GateConfig(_Strict):
         }
 
 
+class SearchConfig(_Strict):
+    """The tune stage's hyperparameter search (absent or empty: train fits train.estimator).
+
+    ``estimators``: candidate name -> hyperparameter -> a value (fixed), a list (choices) or a
+    one-key mapping ``{uniform | log_uniform | int_uniform: [low, high]}`` (random and halving
+    only). Names and values are checked by mlci.search_space with scikit-learn's own rules."""
+
+    method: Literal["grid", "random", "halving"] = "random"
+    candidates: Annotated[int, Field(ge=1, le=10000)] = 20  # random, halving: how many sampled
+    folds: Annotated[int, Field(ge=2, le=50)] = 5
+    metric: GateMetric | None = None  # default: the task's primary metric (mlci.metrics)
+    estimators: dict[str, dict[str, Any]] = Field(min_length=1)
+
+
 class MonitorConfig(_Strict):
     """Thresholds for drift monitoring and model staleness (see ``mlci.monitoring.drift``)."""
 
@@ -169,6 +181,7 @@ class Params(_Strict):
     evaluate: EvaluateConfig
     gate: GateConfig = Field(default_factory=GateConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    search: SearchConfig | None = None
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
@@ -191,6 +204,19 @@ class Params(_Strict):
             raise ValueError(
                 f"gate: {other} are not {task} metrics; choose from {list(GATE_METRICS[task])}"
             )
+        search = self.search
+        if search is not None:
+            for name in search.estimators:
+                if name not in ESTIMATORS[task]:
+                    raise ValueError(
+                        f"search.estimators.{name}: not a {task} estimator; "
+                        f"choose from {list(ESTIMATORS[task])}"
+                    )
+            if search.metric is not None and search.metric not in GATE_METRICS[task]:
+                raise ValueError(
+                    f"search.metric {search.metric!r} is not a {task} metric; "
+                    f"choose from {list(GATE_METRICS[task])}"
+                )
         return self
 
 
@@ -239,6 +265,15 @@ def load_params(path: Path | None = None, estimator: bool = False) -> Params:
     _check_against_contract(params, path)
     if estimator:
         check_hyperparameters(params.train.estimator, path, params.task)
+        if "search" not in raw:  # dvc.yaml's tune stage declares it: DVC fails without it
+            raise UserError(
+                f"{path}: search: required key is missing (the tune stage reads it); write "
+                "`search:` with nothing after it to fit train.estimator as it is"
+            )
+        if params.search is not None:
+            from mlci import search_space
+
+            search_space.check(params.search, params.task, path)
     return params
 
 

@@ -1,4 +1,4 @@
-"""Lifecycle step 5: score the model and the baseline on the held-out test set.
+"""Lifecycle step 6: score the model and the baseline on the held-out test set.
 
 Writes three metric files (quality, per-slice quality, cost: the model's size) and the data
 behind the DVC plots (classification: confusion, ROC and precision-recall curves; regression:
