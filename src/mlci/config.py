@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mlci import params_file
 from mlci.errors import UserError
@@ -63,11 +70,12 @@ class EstimatorConfig(_Strict):
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _known(self) -> EstimatorConfig:
-        if self.name not in ALL_NAMES:
-            raise ValueError(f"unknown estimator {self.name!r}; choose from {list(ALL_NAMES)}")
-        return self
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in ALL_NAMES:
+            raise ValueError(f"unknown estimator; choose from {list(ALL_NAMES)}")
+        return name
 
     @model_validator(mode="after")
     def _seed_from_top_level(self) -> EstimatorConfig:

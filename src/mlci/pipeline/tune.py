@@ -124,8 +124,15 @@ def _searcher(cfg: SearchConfig, params: Params, metric: str, spaces: list[dict]
         return RandomizedSearchCV(
             pipeline, spaces, n_iter=cfg.candidates, random_state=params.seed, **common
         )
+    # "exhaust": the first round gets as many rows as lets the last round use them all, so
+    # no round scores on a sliver of the data.
     return HalvingRandomSearchCV(
-        pipeline, spaces, n_candidates=cfg.candidates, random_state=params.seed, **common
+        pipeline,
+        spaces,
+        n_candidates=cfg.candidates,
+        min_resources="exhaust",
+        random_state=params.seed,
+        **common,
     )
 
 
