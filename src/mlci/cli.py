@@ -144,6 +144,29 @@ def _adopt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", required=True, help="CSV or Parquet: a path or an fsspec URL")
+    p.add_argument("--output", required=True, type=Path, help="Parquet file to write")
+    p.add_argument("--bad-rows", type=Path, default=None, help="default: <output>.bad_rows.csv")
+    p.add_argument("--chunk-rows", type=int, default=50_000, help="rows per chunk")
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from mlci.config import load_params
+    from mlci.serving import batch
+
+    load_params(args.params)  # the contract and params agree before any row is read
+    if args.chunk_rows < 1:
+        raise UserError(f"--chunk-rows: expected a positive number; got {args.chunk_rows}")
+    done = batch.predict(args.input, args.output, args.bad_rows, args.chunk_rows)
+    print(
+        f"predict: {done.scored} of {done.rows} rows scored with model {done.model_version} "
+        f"-> {done.output}; {done.bad_rows} bad rows ({done.problems} problems) -> "
+        f"{done.bad_rows_file}"
+    )
+    return 0
+
+
 def _monitor(args: argparse.Namespace) -> int:
     from mlci.config import load_params
     from mlci.monitoring import monitor
@@ -189,6 +212,7 @@ ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "retrain": _retrain_args,
     "retrain-pr": _retrain_pr_args,
     "adopt": _adopt_args,
+    "predict": _predict_args,
 }
 
 
@@ -308,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train": ("fit the model and the baseline", _stage("pipeline.train")),
         "evaluate": ("score model and baseline on the test set", _stage("pipeline.evaluate")),
         "check-params": ("validate params.yaml and exit", _check_params),
+        "predict": ("score a table (batch) with the approved model", _predict),
         "pull": ("dvc pull; exit 1 when the remote fails or lacks outputs", _pull),
         "check-stale": ("fail if dvc.lock is out of date with code, params or data", _check_stale),
         "report": ("write the pull-request report against a base git ref", _report),
