@@ -196,7 +196,7 @@ def bench_make_run(root: Path) -> dict[str, Any]:
         if label == "on":  # the example's commented-out search, switched on as a user would
             params = repo / "params.yaml"
             text = params.read_text()
-            text = re.sub(r"(?m)^#  (\S)", r"  \1", text)
+            text = re.sub(r"(?m)^#(  +\S)", r"\1", text)
             params.write_text(text)
         make_clean(repo)
         m = run_measured(
@@ -214,7 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-rows", type=int, nargs="*", default=[1_000_000])
     parser.add_argument("--skip", nargs="*", default=[], choices=["search", "batch", "run"])
     args = parser.parse_args(argv)
-    res: dict[str, Any] = {"machine": machine_facts(None)}
+    out = REPO / "bench" / "results" / "search.json"
+    # Sections not run this time keep their last results.
+    res: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {}
+    res["machine"] = machine_facts(None)
     with workspace() as root:
         if "search" not in args.skip:
             res["search"] = bench_search(args.search_rows)
@@ -227,7 +230,6 @@ def main(argv: list[str] | None = None) -> int:
         if "run" not in args.skip:
             res["make_run"] = bench_make_run(root)
             print(json.dumps({k: v for k, v in res["make_run"].items() if "tuned" not in k}))
-    out = REPO / "bench" / "results" / "search.json"
     out.write_text(json.dumps(res, indent=2) + "\n")
     return 0
 

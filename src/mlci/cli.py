@@ -32,8 +32,11 @@ def _stage(module: str) -> Callable[[argparse.Namespace], int]:
 
         from mlci.config import load_params
 
-        estimator = module in ("pipeline.train", "pipeline.tune")
-        params = load_params(args.params, estimator=estimator)
+        params = load_params(args.params, estimator=module == "pipeline.train")
+        if module == "pipeline.tune" and params.search is not None:
+            # The search's hyperparameters, by scikit-learn's rules (seconds of imports: only
+            # when there is a search; without one the stage just records train.estimator).
+            load_params(args.params, estimator=True)
         result = importlib.import_module(f"mlci.{module}").run(params)
         _print_brief(args.command, result)
         return 0

@@ -105,6 +105,8 @@ GATE_METRICS: dict[str, tuple[str, ...]] = {
     "regression": ("rmse", "mae", "r2"),
 }
 LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
+# The metric each task uses first (importance, slices, labelled drift, the search's default).
+PRIMARY_METRIC = {"classification": "f1_macro", "regression": "r2"}
 GateMetric = Literal[
     "accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc_ovr", "rmse", "mae", "r2"
 ]

@@ -94,9 +94,17 @@ def test_every_row_is_scored_or_reported(trained_fixture, kind: str, tmp_path: P
 def test_parquet_input_and_a_missing_column_is_one_line(trained_fixture, tmp_path: Path) -> None:
     project = trained_fixture("regression")
     df = table("regression", 300, seed=4)[0]
+    numeric = next(c for c in project.features if pd.api.types.is_numeric_dtype(df[c]))
+    df.loc[0, numeric] = np.nan if df[numeric].isna().any() else -1e300
     df.to_parquet(tmp_path / "in.parquet")
-    predict(project, tmp_path / "in.parquet", tmp_path / "out.parquet")
-    assert len(pd.read_parquet(tmp_path / "out.parquet")) == 300
+    # one row per chunk: the first chunk holds only a bad row, and must not decide the types
+    predict(project, tmp_path / "in.parquet", tmp_path / "out.parquet", "--chunk-rows", "1")
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    bad = pd.read_csv(tmp_path / "out.bad_rows.csv")
+    assert len(out) + len(set(bad["row"])) == 300 and list(out["row"]) == list(
+        range(300 - len(out), 300)
+    )
+    assert out["prediction"].dtype == "float64"
     df.drop(columns=[project.features[0]]).to_parquet(tmp_path / "lacking.parquet")
     result = run(
         ["mlci", "predict", "--input", str(tmp_path / "lacking.parquet"), "--output", "x.pq"],

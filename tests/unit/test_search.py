@@ -127,3 +127,13 @@ def test_random_and_halving_sample_distributions(method: str, tmp_path: Path) ->
     assert len(set(cs)) == 4 and all(0.01 <= c <= 100 for c in cs)
     # log loss: lower is better, reported as itself (not scikit-learn's negated score)
     assert choice["cv_mean"] == min(c["mean"] for c in table["candidates"]) > 0
+
+
+def test_tune_without_a_search_imports_no_scikit_learn() -> None:
+    """The stage without a search records train.estimator in no time: nothing heavy imported."""
+    import subprocess
+    import sys
+
+    probe = "import sys, mlci.pipeline.tune; print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

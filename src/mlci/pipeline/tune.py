@@ -17,18 +17,15 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from mlci import cluster, files, paths, search_space
-from mlci.config import LOWER_IS_BETTER, Params, SearchConfig
-from mlci.contract import features_and_target
+from mlci.config import LOWER_IS_BETTER, PRIMARY_METRIC, Params, SearchConfig
 from mlci.errors import UserError
 from mlci.estimators import build_estimator, name_of
-from mlci.metrics import PRIMARY
-from mlci.pipeline.train import build_pipeline, record_run
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The params.yaml metric names as scikit-learn scorers (neg_*: scikit-learn maximises).
 SCORERS = {
@@ -49,6 +46,11 @@ def run(params: Params) -> dict[str, Any]:
         choice = {"searched": False, "estimator": est.name, "params": dict(est.params)}
         table: dict[str, Any] = {"searched": False, "candidates": []}
     else:
+        import pandas as pd
+
+        from mlci.contract import features_and_target
+        from mlci.pipeline.train import record_run
+
         X, y = features_and_target(pd.read_parquet(paths.TRAIN))
         start = time.perf_counter()
         choice, table, fit_seconds = search(params, X, y)
@@ -64,7 +66,7 @@ def run(params: Params) -> dict[str, Any]:
 
 def metric_of(params: Params) -> str:
     assert params.search is not None
-    return params.search.metric or PRIMARY[params.task]
+    return params.search.metric or PRIMARY_METRIC[params.task]
 
 
 def search(params: Params, X: pd.DataFrame, y: pd.Series) -> tuple[dict, dict, float]:
@@ -116,6 +118,8 @@ def _searcher(cfg: SearchConfig, params: Params, metric: str, spaces: list[dict]
     scoring = SCORERS[metric]
     if metric == "roc_auc_ovr" and y.nunique() == 2:
         scoring = "roc_auc"
+    from mlci.pipeline.train import build_pipeline
+
     pipeline = build_pipeline(params.train, params.seed, params.task)
     common = {"scoring": scoring, "cv": folds, "refit": False, "error_score": "raise"}
     if cfg.method == "grid":
@@ -138,7 +142,7 @@ def _searcher(cfg: SearchConfig, params: Params, metric: str, spaces: list[dict]
 
 def _plain(value: Any) -> Any:
     """numpy scalars as Python values, so the JSON is plain and stable."""
-    return value.item() if isinstance(value, np.generic) else value
+    return value.item() if hasattr(value, "item") and hasattr(value, "dtype") else value
 
 
 def _summarise(

@@ -211,30 +211,47 @@ def predict(
         bad_rows.with_name(bad_rows.name + ".partial"),
     )
     writer: pq.ParquetWriter | None = None
-    bad_ids: set[int] = set()
+    finished = False
     try:
         with partial_bad.open("w", encoding="utf-8") as bad_file:
             bad_file.write(",".join(BAD_COLUMNS) + "\n")
             for scored, bad in _results(source, predictor, chunk_rows, done):
-                table = pa.Table.from_pandas(scored, preserve_index=False)
                 if writer is None:
-                    writer = pq.ParquetWriter(partial, table.schema)
-                writer.write_table(table.cast(writer.schema))
+                    writer = pq.ParquetWriter(partial, _schema(predictor, list(scored.columns)))
+                table = pa.Table.from_pandas(scored, schema=writer.schema, preserve_index=False)
+                writer.write_table(table)
                 bad.to_csv(bad_file, header=False, index=False)
                 done.scored += len(scored)
                 done.problems += len(bad)
-                bad_ids.update(bad["row"].tolist())
+                done.bad_rows += int(bad["row"].nunique())  # a row's problems stay in its chunk
                 done.chunks += 1
         if writer is None:  # an empty input: an empty output with the columns
-            empty, _ = score_frame(pd.DataFrame(columns=predictor.spec.feature_names), predictor, 0)
-            writer = pq.ParquetWriter(partial, pa.Table.from_pandas(empty).schema)
+            spec = predictor.spec
+            names = [*([spec.id_column] if spec.id_column else []), *spec.feature_names]
+            empty, _ = score_frame(pd.DataFrame(columns=names), predictor, 0)
+            writer = pq.ParquetWriter(partial, _schema(predictor, list(empty.columns)))
+        finished = True
     finally:
         if writer is not None:
             writer.close()
+        if not finished:  # a stopped or failed run leaves nothing half-written behind
+            partial.unlink(missing_ok=True)
+            partial_bad.unlink(missing_ok=True)
     partial.replace(output)
     partial_bad.replace(bad_rows)
-    done.bad_rows = len(bad_ids)
     return done
+
+
+def _schema(predictor: Predictor, columns: list[str]) -> pa.Schema:
+    """The output's types, fixed up front: a first chunk of only bad rows must not decide them."""
+    prediction = pa.float64() if predictor.task == "regression" else pa.string()
+    types = {"row": pa.int64(), "prediction": prediction, "model_version": pa.string()}
+    return pa.schema(
+        [
+            (c, types.get(c, pa.float64() if c.startswith("probability_") else pa.string()))
+            for c in columns
+        ]
+    )
 
 
 def _results(
