@@ -31,7 +31,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _pipeline_util import BIN, REPO, copy_repo, machine_facts, run_measured, tool_env, workspace
-from pipeline_bench import make_clean
+from pipeline_bench import make_clean, pipeline_stages, stage_spans
 from pipeline_synth import generate
 
 SEARCH = {
@@ -203,6 +203,7 @@ def bench_make_run(root: Path) -> dict[str, Any]:
             [str(BIN / "dvc"), "repro"], cwd=repo, env=tool_env(src=repo / "src"), label=label
         )
         out[f"search_{label}_s"] = round(m.wall_s, 2)
+        out[f"search_{label}_stages_s"] = stage_spans(m, pipeline_stages(repo))[0]
         out[f"search_{label}_tuned"] = json.loads((repo / "models/tuned.json").read_text())
     out["ratio"] = round(out["search_on_s"] / out["search_off_s"], 2)
     return out
@@ -229,7 +230,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(res["batch"][-1]), flush=True)
         if "run" not in args.skip:
             res["make_run"] = bench_make_run(root)
-            print(json.dumps({k: v for k, v in res["make_run"].items() if "tuned" not in k}))
+            print(
+                json.dumps({k: v for k, v in res["make_run"].items() if "tuned" not in k}),
+                flush=True,
+            )
     out.write_text(json.dumps(res, indent=2) + "\n")
     return 0
 
