@@ -200,37 +200,27 @@ class Params(_Strict):
 
     @model_validator(mode="after")
     def _fits_task(self) -> Params:
-        """Estimator, baseline and gate metrics must be ones the task has."""
-        task, train = self.task, self.train
-        if train.estimator.name not in ESTIMATORS[task]:
-            raise ValueError(
-                f"train.estimator.name {train.estimator.name!r} is not a {task} estimator; "
-                f"choose from {list(ESTIMATORS[task])}"
-            )
-        if train.baseline is not None and train.baseline not in BASELINES[task]:
-            raise ValueError(
-                f"train.baseline {train.baseline!r} is not a {task} baseline; "
-                f"choose from {list(BASELINES[task])}"
-            )
+        """Estimators, baseline and metrics must be ones the task has."""
+        task, train, search = self.task, self.train, self.search
+        _one_of(task, "train.estimator.name", train.estimator.name, ESTIMATORS[task], "estimator")
+        if train.baseline is not None:
+            _one_of(task, "train.baseline", train.baseline, BASELINES[task], "baseline")
         other = sorted(self.gate.metrics() - set(GATE_METRICS[task]))
         if other:
             raise ValueError(
                 f"gate: {other} are not {task} metrics; choose from {list(GATE_METRICS[task])}"
             )
-        search = self.search
         if search is not None:
             for name in search.estimators:
-                if name not in ESTIMATORS[task]:
-                    raise ValueError(
-                        f"search.estimators.{name}: not a {task} estimator; "
-                        f"choose from {list(ESTIMATORS[task])}"
-                    )
-            if search.metric is not None and search.metric not in GATE_METRICS[task]:
-                raise ValueError(
-                    f"search.metric {search.metric!r} is not a {task} metric; "
-                    f"choose from {list(GATE_METRICS[task])}"
-                )
+                _one_of(task, f"search.estimators.{name}", name, ESTIMATORS[task], "estimator")
+            if search.metric is not None:
+                _one_of(task, "search.metric", search.metric, GATE_METRICS[task], "metric")
         return self
+
+
+def _one_of(task: str, where: str, value: str, allowed: Any, kind: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"{where} {value!r} is not a {task} {kind}; choose from {list(allowed)}")
 
 
 def _format_errors(err: ValidationError, path: Path) -> str:
