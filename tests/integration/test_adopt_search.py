@@ -75,3 +75,9 @@ def test_adopted_default_search_passes_the_baseline_gate(kind: str, tmp_path: Pa
     gate = run(["mlci", "gate", "--base", "HEAD"], root, check=False)
     metrics = json.loads((root / "reports/metrics.json").read_text())
     assert gate.returncode == 0, (gate.stdout, tuned, metrics["model"], metrics["baseline"])
+    # the pull-request report's Search foldout: the chosen candidate first, ticked
+    out = tmp_path / "pr"
+    run(["mlci", "report", "--base", "HEAD", "--no-images", "--out-dir", str(out)], root)
+    text = (out / "report.md").read_text()
+    assert "<summary>Search</summary>" in text and "base recorded no choice" in text
+    assert f"| 1 ✓ | `{tuned['estimator']}` |" in text

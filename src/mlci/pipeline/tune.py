@@ -61,7 +61,7 @@ def run(params: Params) -> dict[str, Any]:
         )
     files.write_json(paths.TUNED, choice)
     files.write_json(paths.SEARCH, table)
-    return {k: v for k, v in choice.items() if k != "params"} | {"params": choice["params"]}
+    return choice
 
 
 def metric_of(params: Params) -> str:
