@@ -76,7 +76,10 @@ def chunks(source: str, rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
     handle = _open(source)
     try:
         if _format(source) == "parquet":
-            for batch in pq.ParquetFile(handle).iter_batches(batch_size=rows):
+            # pre_buffer=False: with it, the reader keeps every row group's buffers until the
+            # file is closed (measured: +30 MiB per million rows); without, memory stays flat.
+            reader = pq.ParquetFile(handle, pre_buffer=False)
+            for batch in reader.iter_batches(batch_size=rows):
                 yield batch.to_pandas()
         else:
             from pyarrow import csv
