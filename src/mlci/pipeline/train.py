@@ -83,9 +83,9 @@ def run(params: Params) -> dict[str, Any]:
     train = pd.read_parquet(paths.TRAIN)
     X, y = features_and_target(train)
 
-    choice = _tuned()
+    choice, source = _tuned()
     start = time.perf_counter()
-    model = fit(build_pipeline(params.train, params.seed, params.task, choice), X, y)
+    model = fit(build_pipeline(params.train, params.seed, params.task, choice), X, y, source)
     fit_seconds = time.perf_counter() - start
     baseline = build_baseline(params.train, params.seed, params.task).fit(X, y)
     meta = {
@@ -122,11 +122,12 @@ def run(params: Params) -> dict[str, Any]:
     return meta
 
 
-def _tuned() -> tuple[str, dict[str, Any]]:
-    """The tune stage's choice (models/tuned.json): what to fit."""
+def _tuned() -> tuple[tuple[str, dict[str, Any]], str]:
+    """The tune stage's choice (models/tuned.json): what to fit, and where it came from."""
     try:
         tuned = files.read_json(paths.TUNED)
-        return str(tuned["estimator"]), dict(tuned["params"])
+        source = f"the search's choice ({paths.TUNED})" if tuned.get("searched") else ""
+        return (str(tuned["estimator"]), dict(tuned["params"])), source or "train.estimator.params"
     except (OSError, ValueError, KeyError, TypeError):
         raise UserError(
             f"train: {paths.TUNED} is missing or unreadable: run the tune stage first "
@@ -134,7 +135,9 @@ def _tuned() -> tuple[str, dict[str, Any]]:
         ) from None
 
 
-def fit(model: Pipeline, X: pd.DataFrame, y: pd.Series) -> Pipeline:
+def fit(
+    model: Pipeline, X: pd.DataFrame, y: pd.Series, source: str = "train.estimator.params"
+) -> Pipeline:
     """Fit; scikit-learn's refusal is a user error, not a traceback. Each hyperparameter alone
     passed its check before the pipeline ran, so this is a combination (a penalty its solver
     lacks) or what the estimator makes of this data."""
@@ -142,8 +145,8 @@ def fit(model: Pipeline, X: pd.DataFrame, y: pd.Series) -> Pipeline:
         return model.fit(X, y)
     except ValueError as err:
         raise UserError(
-            f"train: scikit-learn refused to fit {type(model[-1]).__name__} with the "
-            f"hyperparameters in {paths.TUNED}: {err} (the previous model was kept)"
+            f"train: scikit-learn refused to fit {type(model[-1]).__name__} with "
+            f"{source}: {err} (the previous model was kept)"
         ) from None
 
 
