@@ -29,7 +29,7 @@ print(json.dumps(model.predict(X).tolist()))
 """
 
 
-def predict(project: Project, source: Path, out: Path, *extra: str, **env: str):
+def predict(project: Project, source: Path | str, out: Path, *extra: str, **env: str):
     result = run(
         ["mlci", "predict", "--input", str(source), "--output", str(out), *extra],
         project.root,
@@ -98,7 +98,9 @@ def test_parquet_input_and_a_missing_column_is_one_line(trained_fixture, tmp_pat
     df.loc[0, numeric] = np.nan if df[numeric].isna().any() else -1e300
     df.to_parquet(tmp_path / "in.parquet")
     # one row per chunk: the first chunk holds only a bad row, and must not decide the types
-    predict(project, tmp_path / "in.parquet", tmp_path / "out.parquet", "--chunk-rows", "1")
+    # an fsspec URL (file://: the same code path as s3:// or gs://)
+    url = (tmp_path / "in.parquet").as_uri()
+    predict(project, url, tmp_path / "out.parquet", "--chunk-rows", "1")
     out = pd.read_parquet(tmp_path / "out.parquet")
     bad = pd.read_csv(tmp_path / "out.bad_rows.csv")
     assert len(out) + len(set(bad["row"])) == 300 and list(out["row"]) == list(
