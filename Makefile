@@ -77,6 +77,14 @@ adopt: setup ## DATA=<csv|parquet> TARGET=<column> [ID=<column>] [TASK=classific
 	$(RUN) mlci adopt --data "$(DATA)" --target "$(TARGET)" $(if $(ID),--id "$(ID)") \
 		$(if $(TASK),--task "$(TASK)") $(if $(FORCE),--force)
 
+# Batch scoring with the approved model (models/model.skops as dvc.lock records it). With
+# MLCI_DASK_SCHEDULER set, the partitions are scored on that Dask cluster.
+.PHONY: predict
+predict: setup ## INPUT=<csv|parquet|fsspec URL> OUTPUT=<parquet> [BAD_ROWS=<csv>]
+	$(if $(INPUT),,$(error set INPUT=<the table to score: CSV or Parquet, path or URL>))
+	$(if $(OUTPUT),,$(error set OUTPUT=<the Parquet file to write>))
+	$(RUN) mlci predict --input "$(INPUT)" --output "$(OUTPUT)" $(if $(BAD_ROWS),--bad-rows "$(BAD_ROWS)")
+
 check-params: setup ## refuse a bad params.yaml: keys, types, hyperparameters, aliases, size
 	$(RUN) mlci check-params
 

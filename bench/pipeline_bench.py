@@ -62,7 +62,7 @@ TARGETS = {
     "cold_sync_s": 90.0,
     "warm_sync_s": 10.0,
 }
-SCALED_STAGES = ("ingest", "validate", "split", "train", "evaluate")
+SCALED_STAGES = ("ingest", "validate", "split", "tune", "train", "evaluate")
 SCALED_TARGET_STAGES = ("validate", "train", "evaluate")
 SYNTHETIC = Path("data/synthetic/synthetic.parquet")
 

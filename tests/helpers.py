@@ -93,7 +93,7 @@ def copy_example(dest: Path) -> Path:
     sample.mkdir(parents=True, exist_ok=True)
     for name in ("penguins-raw.csv", "README.md"):
         shutil.copy2(EXAMPLE / "data" / name, sample / name)
-    for rel in ("dvc.lock", "models/model_meta.json"):
+    for rel in ("dvc.lock", "models/model_meta.json", "models/tuned.json"):
         (dest / rel).unlink(missing_ok=True)
     for rel in ("reports", "data/raw", "data/interim", "data/processed"):
         shutil.rmtree(dest / rel, ignore_errors=True)

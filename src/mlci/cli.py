@@ -1,6 +1,6 @@
 """The one command-line entry point. ``dvc.yaml``, the Makefile and the workflows all call it.
 
-    mlci ingest | validate | split | train | evaluate     pipeline stages (dvc.yaml)
+    mlci ingest | validate | split | tune | train | evaluate   pipeline stages (dvc.yaml)
     mlci check-params                                      validate params.yaml and stop
     mlci pull                                              dvc pull, exit 1 if it fails or lacks
 
@@ -34,6 +34,10 @@ def _stage(module: str) -> Callable[[argparse.Namespace], int]:
         from mlci.config import load_params
 
         params = load_params(args.params, estimator=module == "pipeline.train")
+        if module == "pipeline.tune" and params.search is not None:
+            # The search's hyperparameters, by scikit-learn's rules (seconds of imports: only
+            # when there is a search; without one the stage just records train.estimator).
+            load_params(args.params, estimator=True)
         result = importlib.import_module(f"mlci.{module}").run(params)
         _print_brief(args.command, result)
         return 0
@@ -112,20 +116,6 @@ def _github_release_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--card", type=Path, default=Path("reports/release/model_card.md"))
 
 
-def _monitor_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--current", required=True, help="batch: path, folder or fsspec URL")
-    p.add_argument("--publish", action="store_true", help="open/update the GitHub issue")
-    p.add_argument("--dispatch-retrain", action="store_true", help="start retrain on drift")
-
-
-def _retrain_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", default="", help="new data.source (default: keep params.yaml's)")
-
-
-def _retrain_pr_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--base", default="main", help="branch the pull request targets")
-
-
 def _adopt_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, type=Path, help="your table: a CSV or Parquet file")
     p.add_argument("--target", required=True, help="the column to predict")
@@ -156,33 +146,26 @@ def _github_release(args: argparse.Namespace) -> int:
     return 0
 
 
-def _monitor(args: argparse.Namespace) -> int:
-    from mlci.config import load_params
-    from mlci.monitoring import monitor
+def _predict_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", required=True, help="CSV or Parquet: a path or an fsspec URL")
+    p.add_argument("--output", required=True, type=Path, help="Parquet file to write")
+    p.add_argument("--bad-rows", type=Path, default=None, help="default: <output>.bad_rows.csv")
+    p.add_argument("--chunk-rows", type=int, default=50_000, help="rows per chunk")
 
-    result, actions = monitor.run(
-        load_params(args.params), args.current, args.publish, args.dispatch_retrain
+
+def _predict(args: argparse.Namespace) -> int:
+    from mlci.config import load_params
+    from mlci.serving import batch
+
+    load_params(args.params)  # the contract and params agree before any row is read
+    if args.chunk_rows < 1:
+        raise UserError(f"--chunk-rows: expected a positive number; got {args.chunk_rows}")
+    done = batch.predict(args.input, args.output, args.bad_rows, args.chunk_rows)
+    print(
+        f"predict: {done.scored} of {done.rows} rows scored with model {done.model_version} "
+        f"-> {done.output}; {done.bad_rows} bad rows ({done.problems} problems) -> "
+        f"{done.bad_rows_file}"
     )
-    print(f"monitoring: {result['status']} {result['found'] or ''}".rstrip())
-    for action in actions:
-        print(f"  {action}")
-    return monitor.EXIT.get(result["status"], 0)
-
-
-def _retrain(args: argparse.Namespace) -> int:
-    from mlci.config import load_params
-    from mlci.monitoring import retrain
-
-    load_params(args.params, estimator=True)  # before DVC reads params.yaml or removes outputs
-    retrain.retrain(args.source or None)
-    print("retrained: dvc.lock, reports/ and the model are updated")
-    return 0
-
-
-def _retrain_pr(args: argparse.Namespace) -> int:
-    from mlci.monitoring import retrain
-
-    print(retrain.open_pull_request(args.base))
     return 0
 
 
@@ -198,10 +181,11 @@ ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "smoke-test": _smoke_args,
     "model-card": _model_card_args,
     "github-release": _github_release_args,
-    "monitor": _monitor_args,
-    "retrain": _retrain_args,
-    "retrain-pr": _retrain_pr_args,
+    "monitor": monitor_cli.monitor_arguments,
+    "retrain": monitor_cli.retrain_arguments,
+    "retrain-pr": monitor_cli.retrain_pr_arguments,
     "adopt": _adopt_args,
+    "predict": _predict_args,
 }
 
 
@@ -330,9 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
             _stage("pipeline.validate"),
         ),
         "split": ("split validated data into train and test sets", _split),
+        "tune": (
+            "choose estimator and hyperparameters (params.yaml search:)",
+            _stage("pipeline.tune"),
+        ),
         "train": ("fit the model and the baseline", _stage("pipeline.train")),
         "evaluate": ("score model and baseline on the test set", _stage("pipeline.evaluate")),
         "check-params": ("validate params.yaml and exit", _check_params),
+        "predict": ("score a table (batch) with the approved model", _predict),
         "pull": ("dvc pull; exit 1 when the remote fails or lacks outputs", _pull),
         "check-stale": ("fail if dvc.lock is out of date with code, params or data", _check_stale),
         "report": ("write the pull-request report against a base git ref", _report),
@@ -344,9 +333,15 @@ def build_parser() -> argparse.ArgumentParser:
         "smoke-test": ("check a running service: readyz, a valid and an invalid request", _smoke),
         "model-card": ("write reports/release/model_card.md for a release", _model_card),
         "github-release": ("publish the GitHub Release of a tag: the model card", _github_release),
-        "monitor": ("scheduled check: drift + staleness, one GitHub issue", _monitor),
-        "retrain": ("re-run the pipeline, optionally on a new data source", _retrain),
-        "retrain-pr": ("commit re-run results on a branch and open a pull request", _retrain_pr),
+        "monitor": ("scheduled check: drift + staleness, one GitHub issue", monitor_cli.monitor),
+        "retrain": (
+            "re-run the pipeline, optionally on a new data source",
+            monitor_cli.retrain_command,
+        ),
+        "retrain-pr": (
+            "commit re-run results on a branch and open a pull request",
+            monitor_cli.retrain_pr,
+        ),
         "adopt": ("make this project yours: contract, params and plots from a new table", _adopt),
         "register-model": (
             "register the DVC-tracked model in the BentoML store",

@@ -13,10 +13,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mlci import params_file
 from mlci.errors import UserError
+from mlci.estimators import ALL_NAMES, BASELINES, ESTIMATORS
 
 PARAMS_FILE = Path(os.environ.get("MLCI_PARAMS", "params.yaml"))
 
@@ -54,20 +62,20 @@ class SplitConfig(_Strict):
 
 
 Task = Literal["classification", "regression"]
-# Which `train.estimator.name` and `train.baseline` each task accepts (mlci.estimators builds them).
-ESTIMATORS: dict[str, tuple[str, ...]] = {
-    "classification": ("logistic_regression", "random_forest", "hist_gradient_boosting"),
-    "regression": ("ridge", "random_forest", "hist_gradient_boosting"),
-}
-BASELINES: dict[str, tuple[str, ...]] = {
-    "classification": ("prior", "most_frequent", "stratified", "uniform"),
-    "regression": ("mean", "median"),
-}
+# Which `train.estimator.name` and `train.baseline` each task accepts: mlci.estimators, the one
+# registry (which also builds them).
 
 
 class EstimatorConfig(_Strict):
-    name: Literal["logistic_regression", "ridge", "random_forest", "hist_gradient_boosting"]
+    name: str
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in ALL_NAMES:
+            raise ValueError(f"unknown estimator; choose from {list(ALL_NAMES)}")
+        return name
 
     @model_validator(mode="after")
     def _seed_from_top_level(self) -> EstimatorConfig:
@@ -79,9 +87,7 @@ class EstimatorConfig(_Strict):
 class TrainConfig(_Strict):
     estimator: EstimatorConfig
     # The Dummy{Classifier,Regressor} strategy the model must beat; None: prior / mean.
-    baseline: (
-        Literal["prior", "most_frequent", "stratified", "uniform", "mean", "median"] | None
-    ) = None
+    baseline: str | None = None
 
     def baseline_for(self, task: str) -> str:
         return self.baseline or BASELINES[task][0]
@@ -90,6 +96,9 @@ class TrainConfig(_Strict):
 class EvaluateConfig(_Strict):
     slices: list[str] = Field(default_factory=list)
     permutation_repeats: Annotated[int, Field(ge=1, le=100)] = 10
+    # Permutation importance on at most this many test rows (a seeded sample per repeat): its
+    # cost grows with rows x features x repeats, while its noise barely shrinks past this.
+    importance_max_rows: Annotated[int, Field(ge=100)] = 50_000
     latency_repeats: Annotated[int, Field(ge=1, le=1000)] = 50
 
 
@@ -99,6 +108,8 @@ GATE_METRICS: dict[str, tuple[str, ...]] = {
     "regression": ("rmse", "mae", "r2"),
 }
 LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
+# The metric each task uses first (importance, slices, labelled drift, the search's default).
+PRIMARY_METRIC = {"classification": "f1_macro", "regression": "r2"}
 GateMetric = Literal[
     "accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc_ovr", "rmse", "mae", "r2"
 ]
@@ -137,6 +148,20 @@ class GateConfig(_Strict):
         }
 
 
+class SearchConfig(_Strict):
+    """The tune stage's hyperparameter search (absent or empty: train fits train.estimator).
+
+    ``estimators``: candidate name -> hyperparameter -> a value (fixed), a list (choices) or a
+    one-key mapping ``{uniform | log_uniform | int_uniform: [low, high]}`` (random and halving
+    only). Names and values are checked by mlci.search_space with scikit-learn's own rules."""
+
+    method: Literal["grid", "random", "halving"] = "random"
+    candidates: Annotated[int, Field(ge=1, le=10000)] = 20  # random, halving: how many sampled
+    folds: Annotated[int, Field(ge=2, le=50)] = 5
+    metric: GateMetric | None = None  # default: the task's primary metric (mlci.metrics)
+    estimators: dict[str, dict[str, Any]] = Field(min_length=1)
+
+
 class MonitorConfig(_Strict):
     """Thresholds for drift monitoring and model staleness (see ``mlci.monitoring.drift``)."""
 
@@ -169,29 +194,33 @@ class Params(_Strict):
     evaluate: EvaluateConfig
     gate: GateConfig = Field(default_factory=GateConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    search: SearchConfig | None = None
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
     @model_validator(mode="after")
     def _fits_task(self) -> Params:
-        """Estimator, baseline and gate metrics must be ones the task has."""
-        task, train = self.task, self.train
-        if train.estimator.name not in ESTIMATORS[task]:
-            raise ValueError(
-                f"train.estimator.name {train.estimator.name!r} is not a {task} estimator; "
-                f"choose from {list(ESTIMATORS[task])}"
-            )
-        if train.baseline is not None and train.baseline not in BASELINES[task]:
-            raise ValueError(
-                f"train.baseline {train.baseline!r} is not a {task} baseline; "
-                f"choose from {list(BASELINES[task])}"
-            )
+        """Estimators, baseline and metrics must be ones the task has."""
+        task, train, search = self.task, self.train, self.search
+        _one_of(task, "train.estimator.name", train.estimator.name, ESTIMATORS[task], "estimator")
+        if train.baseline is not None:
+            _one_of(task, "train.baseline", train.baseline, BASELINES[task], "baseline")
         other = sorted(self.gate.metrics() - set(GATE_METRICS[task]))
         if other:
             raise ValueError(
                 f"gate: {other} are not {task} metrics; choose from {list(GATE_METRICS[task])}"
             )
+        if search is not None:
+            for name in search.estimators:
+                _one_of(task, f"search.estimators.{name}", name, ESTIMATORS[task], "estimator")
+            if search.metric is not None:
+                _one_of(task, "search.metric", search.metric, GATE_METRICS[task], "metric")
         return self
+
+
+def _one_of(task: str, where: str, value: str, allowed: Any, kind: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"{where} {value!r} is not a {task} {kind}; choose from {list(allowed)}")
 
 
 def _format_errors(err: ValidationError, path: Path) -> str:
@@ -239,6 +268,15 @@ def load_params(path: Path | None = None, estimator: bool = False) -> Params:
     _check_against_contract(params, path)
     if estimator:
         check_hyperparameters(params.train.estimator, path, params.task)
+        if "search" not in raw:  # dvc.yaml's tune stage declares it: DVC fails without it
+            raise UserError(
+                f"{path}: search: required key is missing (the tune stage reads it); write "
+                "`search:` with nothing after it to fit train.estimator as it is"
+            )
+        if params.search is not None:
+            from mlci import search_space
+
+            search_space.check(params.search, params.task, path)
     return params
 
 

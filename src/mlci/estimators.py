@@ -1,41 +1,47 @@
-"""The estimators `train.estimator.name` may choose, by task and name.
+"""The one estimator registry: which estimators and baselines each task has, by name.
 
-Its own module, below both config (which checks hyperparameters before any stage runs) and the
-train stage (which builds the pipeline), so neither imports the other.
+``train.estimator.name``, ``train.baseline`` and every candidate of ``search.estimators`` are
+checked against these names (mlci.config) and built from them (the tune and train stages).
+The names are plain data, importable without scikit-learn (params.yaml is checked on every
+stage's start); the classes are imported only when one is built.
 """
 
 from __future__ import annotations
 
-from sklearn.base import BaseEstimator
-from sklearn.dummy import DummyClassifier, DummyRegressor
-from sklearn.ensemble import (
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
-)
-from sklearn.linear_model import LogisticRegression, Ridge
+import importlib
+from typing import Any
 
-ESTIMATORS: dict[str, dict[str, type[BaseEstimator]]] = {
+# name -> "module:Class", per task.
+ESTIMATORS: dict[str, dict[str, str]] = {
     "classification": {
-        "logistic_regression": LogisticRegression,
-        "random_forest": RandomForestClassifier,
-        "hist_gradient_boosting": HistGradientBoostingClassifier,
+        "logistic_regression": "sklearn.linear_model:LogisticRegression",
+        "random_forest": "sklearn.ensemble:RandomForestClassifier",
+        "hist_gradient_boosting": "sklearn.ensemble:HistGradientBoostingClassifier",
     },
     "regression": {
-        "ridge": Ridge,
-        "random_forest": RandomForestRegressor,
-        "hist_gradient_boosting": HistGradientBoostingRegressor,
+        "ridge": "sklearn.linear_model:Ridge",
+        "random_forest": "sklearn.ensemble:RandomForestRegressor",
+        "hist_gradient_boosting": "sklearn.ensemble:HistGradientBoostingRegressor",
     },
 }
-BASELINE = {"classification": DummyClassifier, "regression": DummyRegressor}
+# The Dummy{Classifier,Regressor} strategies a model must beat; the first is the default.
+BASELINES: dict[str, tuple[str, ...]] = {
+    "classification": ("prior", "most_frequent", "stratified", "uniform"),
+    "regression": ("mean", "median"),
+}
+ALL_NAMES = tuple(sorted({n for names in ESTIMATORS.values() for n in names}))
 
 
-def estimator_class(name: str, task: str = "classification") -> type[BaseEstimator]:
-    return ESTIMATORS[task][name]
+def names(task: str) -> list[str]:
+    return list(ESTIMATORS[task])
 
 
-def build_estimator(name: str, task: str, params: dict, seed: int) -> BaseEstimator:
+def estimator_class(name: str, task: str = "classification") -> type[Any]:
+    module, cls = ESTIMATORS[task][name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def build_estimator(name: str, task: str, params: dict, seed: int) -> Any:
     """The configured estimator; ``seed`` goes to ``random_state`` where the estimator has one
     (Ridge's default solver is deterministic and takes none that matters)."""
     cls = estimator_class(name, task)
@@ -44,7 +50,18 @@ def build_estimator(name: str, task: str, params: dict, seed: int) -> BaseEstima
     return cls(**params)
 
 
-def build_baseline(strategy: str, task: str, seed: int) -> BaseEstimator:
+def build_baseline(strategy: str, task: str, seed: int) -> Any:
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+
     if task == "regression":
         return DummyRegressor(strategy=strategy)
     return DummyClassifier(strategy=strategy, random_state=seed)
+
+
+def name_of(estimator: Any, task: str) -> str:
+    """The registry name of a built estimator (the search reports candidates by name)."""
+    wanted = f"{type(estimator).__module__.split('._')[0]}:{type(estimator).__name__}"
+    for name, where in ESTIMATORS[task].items():
+        if where.split(":")[1] == wanted.split(":")[1]:
+            return name
+    raise KeyError(f"{type(estimator).__name__} is not in the {task} registry")

@@ -22,8 +22,11 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-# The metric each task's importance, slices and labelled-drift checks use first.
-PRIMARY = {"classification": "f1_macro", "regression": "r2"}
+from mlci.config import PRIMARY_METRIC
+
+# The metric each task's importance, slices, labelled-drift checks and search use first
+# (defined with the other metric names in mlci.config, which imports no scikit-learn).
+PRIMARY = PRIMARY_METRIC
 
 
 def label_codes(values: Any, labels: list[str]) -> np.ndarray:

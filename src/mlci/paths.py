@@ -28,6 +28,10 @@ ROC_DIR = PLOTS / "roc"
 PR_DIR = PLOTS / "precision_recall"
 IMPORTANCE = PLOTS / "importance.csv"
 RESIDUALS = PLOTS / "residuals.csv"  # regression: actual, predicted and residual per test row
+# The tune stage: the estimator and hyperparameters train fits (committed to git, small; the
+# review reads base's choice with `git show`) and the cross-validation table of the search.
+TUNED = Path("models/tuned.json")
+SEARCH = REPORTS / "search.json"
 
 
 def committed() -> tuple[str, ...]:

@@ -38,7 +38,7 @@ def test_every_stage_path_is_declared_in_dvc_yaml() -> None:
 
 def test_every_stage_calls_the_cli() -> None:
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    assert list(dvc["stages"]) == ["ingest", "validate", "split", "train", "evaluate"]
+    assert list(dvc["stages"]) == ["ingest", "validate", "split", "tune", "train", "evaluate"]
     for name, stage in dvc["stages"].items():
         assert stage["cmd"] == f"mlci {name}"
 

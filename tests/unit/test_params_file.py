@@ -13,7 +13,7 @@ import pytest
 from mlci import params_file
 from mlci.config import EstimatorConfig, check_hyperparameters, load_params
 from mlci.errors import UserError
-from mlci.estimators import ESTIMATORS
+from mlci.estimators import ESTIMATORS, estimator_class
 from tests.helpers import EXAMPLE_PARAMS, REPO, tool_env
 
 PARAMS = EXAMPLE_PARAMS.read_text()  # the example project's (tests/helpers.py)
@@ -158,7 +158,8 @@ def test_good_hyperparameters_pass() -> None:
 def test_every_estimator_has_scikit_learns_validation(task: str) -> None:
     """The check relies on ``_validate_params`` (scikit-learn 1.2+, private): an upgrade that
     drops it fails here, not silently in users' pipelines."""
-    for name, cls in ESTIMATORS[task].items():
+    for name in ESTIMATORS[task]:
+        cls = estimator_class(name, task)
         assert callable(getattr(cls(), "_validate_params", None)), name
         check_hyperparameters(estimator({}, name), task=task)
 

@@ -34,6 +34,51 @@ MUST_BEAT = {
 BASELINE_MARGIN = {"classification": {"balanced_accuracy": 0.05}, "regression": {"r2": 0.05}}
 
 
+# Above this many rows the tree candidate is histogram gradient boosting (its cost grows with
+# bins, not rows); below it a random forest, steadier on small tables.
+LARGE_TABLE = 20_000
+# The smallest class below this share of the largest: class weights join the search.
+IMBALANCED = 0.5
+# Regularisation strength on a log grid: the one setting a linear model cannot do without
+# (strongly collinear features need far more than the default, tiny samples need less).
+LOG_GRID = [0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]
+
+
+def default_search(plan: Plan, test_size: float) -> CommentedMap:
+    """A small grid for the task: the linear model's regularisation plus a tree ensemble,
+    with class weights for an imbalanced target. Chosen by 5-fold CV on the training split
+    (fewer folds when the rarest class is too rare for five)."""
+    task = plan.task
+    folds = 5
+    balanced: list[str | None] = [None]
+    if task == "classification":
+        smallest, largest = min(plan.class_counts.values()), max(plan.class_counts.values())
+        folds = max(2, min(5, math.floor(smallest * (1 - test_size))))
+        if smallest < IMBALANCED * largest:
+            balanced = [None, "balanced"]
+    tree = "hist_gradient_boosting" if plan.rows > LARGE_TABLE else "random_forest"
+    trees = (
+        {"max_iter": [100, 300], "learning_rate": [0.05, 0.1]}
+        if tree == "hist_gradient_boosting"
+        else {"n_estimators": [200], "max_depth": [None, 8], "min_samples_leaf": [1, 5]}
+    )
+    if task == "classification":
+        linear = {"max_iter": 1000, "C": [1 / a for a in reversed(LOG_GRID)]}
+        if len(balanced) > 1:
+            linear["class_weight"] = balanced
+            trees["class_weight"] = balanced
+        estimators = {"logistic_regression": linear, tree: trees}
+    else:
+        estimators = {"ridge": {"alpha": list(LOG_GRID)}, tree: trees}
+    search = CommentedMap(method="grid", folds=folds)
+    search["estimators"] = CommentedMap(
+        (name, CommentedMap((k, _flow(v) if isinstance(v, list) else v) for k, v in space.items()))
+        for name, space in estimators.items()
+    )
+    search.yaml_add_eol_comment("grid | random | halving", "method")
+    return search
+
+
 def _flow(items: list[str]) -> CommentedSeq:
     seq = CommentedSeq(items)
     seq.fa.set_flow_style()
@@ -93,6 +138,13 @@ def edit_params(text: str, plan: Plan, source: str, settings: list[str]) -> str:
     estimator["name"], estimator["params"] = name, CommentedMap(hyper)
     train["baseline"] = BASELINE[task]
     settings.append(f"train: {name}, baseline {BASELINE[task]}")
+    test_size = float(_section(doc, "split").get("test_size", 0.25))
+    search = default_search(plan, test_size)
+    _replace(doc, "search", search, before="evaluate")
+    settings.append(
+        "search: " + " + ".join(search["estimators"]) + f", {search['folds']}-fold CV on the "
+        "training split (the tune stage; empty `search:` fits train.estimator as it is)"
+    )
 
     slices = [
         c.name
@@ -125,7 +177,31 @@ def edit_params(text: str, plan: Plan, source: str, settings: list[str]) -> str:
 
     buffer = io.StringIO()
     rt.dump(doc, buffer)
-    return buffer.getvalue()
+    return _drop_commented_search(buffer.getvalue())
+
+
+def _drop_commented_search(text: str) -> str:
+    """The template's commented-out example search (``#  ...`` lines under ``search:``) is
+    replaced by the real one: drop it, so the file shows one search."""
+    out, inside = [], False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("search:"):
+            inside = True
+        elif inside and line.strip() and not line.startswith((" ", "#")):
+            inside = False
+        if inside and line.startswith("#  "):
+            continue
+        out.append(line)
+    return "".join(out)
+
+
+def _replace(doc: CommentedMap, key: str, value: CommentedMap, before: str) -> None:
+    """Set ``doc[key]``, keeping its place, or put it before ``before`` when new."""
+    if key in doc:
+        doc[key] = value
+    else:
+        at = list(doc).index(before) if before in doc else len(doc)
+        doc.insert(at, key, value)
 
 
 def _blank_line_after(doc: CommentedMap, before: str, inserted: str) -> None:

@@ -65,3 +65,47 @@ def staleness(args: argparse.Namespace) -> int:
     result = model_age.staleness(params.monitor)
     print(json.dumps(result, indent=2) if args.json else model_age.summary_text(result))
     return 1 if result["stale"] else 0
+
+
+def monitor_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--current", required=True, help="batch: path, folder or fsspec URL")
+    p.add_argument("--publish", action="store_true", help="open/update the GitHub issue")
+    p.add_argument("--dispatch-retrain", action="store_true", help="start retrain on drift")
+
+
+def retrain_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", default="", help="new data.source (default: keep params.yaml's)")
+
+
+def retrain_pr_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base", default="main", help="branch the pull request targets")
+
+
+def monitor(args: argparse.Namespace) -> int:
+    from mlci.config import load_params
+    from mlci.monitoring import monitor
+
+    result, actions = monitor.run(
+        load_params(args.params), args.current, args.publish, args.dispatch_retrain
+    )
+    print(f"monitoring: {result['status']} {result['found'] or ''}".rstrip())
+    for action in actions:
+        print(f"  {action}")
+    return monitor.EXIT.get(result["status"], 0)
+
+
+def retrain_command(args: argparse.Namespace) -> int:
+    from mlci.config import load_params
+    from mlci.monitoring import retrain
+
+    load_params(args.params, estimator=True)  # before DVC reads params.yaml or removes outputs
+    retrain.retrain(args.source or None)
+    print("retrained: dvc.lock, reports/ and the model are updated")
+    return 0
+
+
+def retrain_pr(args: argparse.Namespace) -> int:
+    from mlci.monitoring import retrain
+
+    print(retrain.open_pull_request(args.base))
+    return 0

@@ -1,4 +1,4 @@
-"""Lifecycle step 5: score the model and the baseline on the held-out test set.
+"""Lifecycle step 6: score the model and the baseline on the held-out test set.
 
 Writes three metric files (quality, per-slice quality, cost: the model's size) and the data
 behind the DVC plots (classification: confusion, ROC and precision-recall curves; regression:
@@ -114,8 +114,12 @@ def _thin(curve: pd.DataFrame, limit: int = MAX_CURVE_POINTS) -> pd.DataFrame:
     return curve.iloc[keep].reset_index(drop=True)
 
 
-def importance(model: Any, X: pd.DataFrame, y: pd.Series, repeats: int, seed: int) -> pd.DataFrame:
-    """Drop in the task's primary metric (macro F1, or R²) when one feature is shuffled."""
+def importance(
+    model: Any, X: pd.DataFrame, y: pd.Series, repeats: int, seed: int, max_rows: int = 50_000
+) -> pd.DataFrame:
+    """Drop in the task's primary metric (macro F1, or R²) when one feature is shuffled, on
+    at most ``max_rows`` test rows (scikit-learn's ``max_samples``: a seeded sample per
+    repeat; the ``std`` column shows the spread over repeats)."""
     if hasattr(model, "classes_"):
         # Macro F1 of model.predict (what scoring="f1_macro" computes), on integer label codes.
         labels = known_labels(y, [str(c) for c in model.classes_])
@@ -127,7 +131,14 @@ def importance(model: Any, X: pd.DataFrame, y: pd.Series, repeats: int, seed: in
     else:
         target, scoring = np.asarray(y, dtype=float), "r2"
     result = permutation_importance(
-        model, X, target, scoring=scoring, n_repeats=repeats, random_state=seed, n_jobs=1
+        model,
+        X,
+        target,
+        scoring=scoring,
+        n_repeats=repeats,
+        random_state=seed,
+        n_jobs=1,
+        max_samples=min(len(X), max_rows),
     )
     return (
         pd.DataFrame(
@@ -178,7 +189,14 @@ def run(params: Params) -> dict[str, Any]:
         metrics = _classification(model, baseline, X, y, params)
     else:
         metrics = _regression(model, baseline, X, y, params)
-    imp = importance(model, X, y, params.evaluate.permutation_repeats, params.seed)
+    imp = importance(
+        model,
+        X,
+        y,
+        params.evaluate.permutation_repeats,
+        params.seed,
+        params.evaluate.importance_max_rows,
+    )
     files.write_csv(paths.IMPORTANCE, imp)
 
     cost = {"model_size_bytes": paths.MODEL.stat().st_size}

@@ -1,4 +1,4 @@
-"""Lifecycle step 4: fit the model pipeline and a baseline, save both with skops.
+"""Lifecycle step 5: fit the model pipeline and a baseline, save both with skops.
 
 Everything this stage declares as output is a function of its inputs: the same data, params and
 locked libraries give byte-identical model files and metadata, so ``dvc.lock`` does not change
@@ -35,7 +35,14 @@ from mlci.estimators import build_estimator
 MAX_CATEGORIES = 50
 
 
-def build_pipeline(cfg: TrainConfig, seed: int, task: str = "classification") -> Pipeline:
+def build_pipeline(
+    cfg: TrainConfig,
+    seed: int,
+    task: str = "classification",
+    choice: tuple[str, dict[str, Any]] | None = None,
+) -> Pipeline:
+    """Preprocessing plus the estimator: ``choice`` (name, hyperparameters: the tune stage's)
+    or else ``cfg.estimator``."""
     spec = contract.spec()
     closed = [f.name for f in spec.features if f.kind == "categorical" and f.categories]
     open_ = [f.name for f in spec.features if f.kind == "categorical" and not f.categories]
@@ -60,7 +67,8 @@ def build_pipeline(cfg: TrainConfig, seed: int, task: str = "classification") ->
     pre = ColumnTransformer(
         [g for g in groups if g[2]], sparse_threshold=0.0, verbose_feature_names_out=False
     )
-    estimator = build_estimator(cfg.estimator.name, task, cfg.estimator.params, seed)
+    name, hyper = choice or (cfg.estimator.name, cfg.estimator.params)
+    estimator = build_estimator(name, task, hyper, seed)
     return Pipeline([("preprocess", pre), ("model", estimator)])
 
 
@@ -72,13 +80,15 @@ def run(params: Params) -> dict[str, Any]:
     train = pd.read_parquet(paths.TRAIN)
     X, y = features_and_target(train)
 
+    choice, source = _tuned()
     start = time.perf_counter()
-    model = fit(build_pipeline(params.train, params.seed, params.task), X, y)
+    model = fit(build_pipeline(params.train, params.seed, params.task, choice), X, y, source)
     fit_seconds = time.perf_counter() - start
     baseline = build_baseline(params.train, params.seed, params.task).fit(X, y)
     meta = {
         "task": params.task,
-        "estimator": params.train.estimator.name,
+        "estimator": choice[0],
+        "estimator_params": choice[1],
         "classes": [str(c) for c in getattr(model, "classes_", [])],
         "features": contract.spec().feature_names,
         "target": contract.spec().target,
@@ -109,7 +119,22 @@ def run(params: Params) -> dict[str, Any]:
     return meta
 
 
-def fit(model: Pipeline, X: pd.DataFrame, y: pd.Series) -> Pipeline:
+def _tuned() -> tuple[tuple[str, dict[str, Any]], str]:
+    """The tune stage's choice (models/tuned.json): what to fit, and where it came from."""
+    try:
+        tuned = files.read_json(paths.TUNED)
+        source = f"the search's choice ({paths.TUNED})" if tuned.get("searched") else ""
+        return (str(tuned["estimator"]), dict(tuned["params"])), source or "train.estimator.params"
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(
+            f"train: {paths.TUNED} is missing or unreadable: run the tune stage first "
+            "(`make run` or `mlci tune`)"
+        ) from None
+
+
+def fit(
+    model: Pipeline, X: pd.DataFrame, y: pd.Series, source: str = "train.estimator.params"
+) -> Pipeline:
     """Fit; scikit-learn's refusal is a user error, not a traceback. Each hyperparameter alone
     passed its check before the pipeline ran, so this is a combination (a penalty its solver
     lacks) or what the estimator makes of this data."""
@@ -118,7 +143,7 @@ def fit(model: Pipeline, X: pd.DataFrame, y: pd.Series) -> Pipeline:
     except ValueError as err:
         raise UserError(
             f"train: scikit-learn refused to fit {type(model[-1]).__name__} with "
-            f"train.estimator.params: {err} (the previous model was kept)"
+            f"{source}: {err} (the previous model was kept)"
         ) from None
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from mlci import history
 from mlci.config import GATE_METRICS, LOWER_IS_BETTER
-from mlci.review import gate, mermaid, residuals
+from mlci.review import gate, mermaid, residuals, search
 from mlci.review.compare import Comparison
 from mlci.review.mermaid import cell
 from mlci.review.sections import (
@@ -52,6 +52,7 @@ def render(c: Comparison, images: dict[str, str] | None = None, run_url: str | N
     parts += _residuals_section(c)
     parts += _charts_section(c)
     parts += _plots_section(images or {})
+    parts.append(search.markdown(c.base.sha))  # the tune stage's foldout ("" without a search)
     parts += _cost_section(c)
     parts += _provenance_section(c, run_url)
     return "\n".join(parts) + "\n"
