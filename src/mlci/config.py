@@ -25,6 +25,7 @@ from pydantic import (
 from mlci import params_file
 from mlci.errors import UserError
 from mlci.estimators import ALL_NAMES, BASELINES, ESTIMATORS
+from mlci.tasks import GATE_METRICS, LOWER_IS_BETTER, MetricName, Task
 
 PARAMS_FILE = Path(os.environ.get("MLCI_PARAMS", "params.yaml"))
 
@@ -61,7 +62,6 @@ class SplitConfig(_Strict):
     test_size: Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
-Task = Literal["classification", "regression"]
 # Which `train.estimator.name` and `train.baseline` each task accepts: mlci.estimators, the one
 # registry (which also builds them).
 
@@ -102,17 +102,9 @@ class EvaluateConfig(_Strict):
     latency_repeats: Annotated[int, Field(ge=1, le=1000)] = 50
 
 
-# Metrics the gate can name, per task: the scalar quality metrics the evaluate stage writes.
-GATE_METRICS: dict[str, tuple[str, ...]] = {
-    "classification": ("accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc_ovr"),
-    "regression": ("rmse", "mae", "r2"),
-}
-LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
-# The metric each task uses first (importance, slices, labelled drift, the search's default).
-PRIMARY_METRIC = {"classification": "f1_macro", "regression": "r2"}
-GateMetric = Literal[
-    "accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc_ovr", "rmse", "mae", "r2"
-]
+# The metric names, their tasks and directions live in mlci.tasks (one definition for the gate,
+# the report, slices, the search and the model card); re-exported here for the settings' types.
+GateMetric = MetricName
 
 
 class GateConfig(_Strict):

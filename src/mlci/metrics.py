@@ -22,11 +22,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from mlci.config import PRIMARY_METRIC
-
-# The metric each task's importance, slices, labelled-drift checks and search use first
-# (defined with the other metric names in mlci.config, which imports no scikit-learn).
-PRIMARY = PRIMARY_METRIC
+from mlci.tasks import task_of
 
 
 def label_codes(values: Any, labels: list[str]) -> np.ndarray:
@@ -95,6 +91,6 @@ def rmse(truth: np.ndarray, pred: np.ndarray) -> float:
 
 def model_quality(model: Any, X: pd.DataFrame, y: pd.Series) -> dict[str, Any]:
     """Quality of a fitted model (a pipeline or a baseline) on ``X``, ``y``, by its task."""
-    if hasattr(model, "classes_"):
+    if task_of(model) == "classification":
         return quality(y, model.predict_proba(X), [str(c) for c in model.classes_])
     return regression_quality(y, model.predict(X))

@@ -25,8 +25,8 @@ from typing import Any
 import yaml
 
 from mlci import contract, files, history, paths
-from mlci.config import GATE_METRICS
 from mlci.errors import UserError
+from mlci.tasks import GATE_METRICS, SLICE_METRIC, label, task_of
 
 TAG = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 REGISTRY = "ghcr.io"
@@ -212,11 +212,12 @@ def model_card(version: str, image: str, digest: str, repository: str) -> str:
         "| metric | model | baseline |",
         "|---|---:|---:|",
     ]
-    task = metrics.get("task", "classification")
-    for m in GATE_METRICS.get(task, GATE_METRICS["classification"]):
+    task = task_of(metrics) or "classification"
+    for m in GATE_METRICS[task]:
         lines.append(f"| {m} | {model.get(m, '—')} | {baseline.get(m, '—')} |")
-    # Per slice: macro F1 (classification) or RMSE (regression), as reports/slices.json has it.
-    name, key = ("RMSE", "rmse") if task == "regression" else ("macro F1", "f1_macro")
+    # Per slice: the task's slice metric, as reports/slices.json has it.
+    key = SLICE_METRIC[task][0]
+    name = label(key)
     lines += ["", f"## Slices ({name})", "", f"| slice | n | {name} |", "|---|---:|---:|"]
     for col, values in slices.items():
         for value, m in values.items():

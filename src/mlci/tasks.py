@@ -80,6 +80,6 @@ def task_of(thing: Any) -> Task | None:
         if any(METRICS[m].task == "regression" for m in model if m in METRICS):
             return "regression"
         return None
-    if thing is None:
+    if not hasattr(thing, "predict"):  # neither a metrics file nor a model
         return None
     return "classification" if hasattr(thing, "classes_") else "regression"

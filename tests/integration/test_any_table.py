@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pandas as pd
 import pytest
 
-from mlci.config import GATE_METRICS
+from mlci.tasks import GATE_METRICS
 from tests.conftest import run
 from tests.projects import KINDS, Project
 

@@ -13,7 +13,7 @@ import yaml
 
 from mlci import artifacts, contract
 from mlci.cli import main
-from mlci.config import GATE_METRICS
+from mlci.tasks import GATE_METRICS
 from tests.conftest import git, run
 
 pytestmark = pytest.mark.slow

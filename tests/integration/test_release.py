@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlci.config import GATE_METRICS
+from mlci.tasks import GATE_METRICS
 from tests.conftest import git, run
 
 pytestmark = pytest.mark.slow

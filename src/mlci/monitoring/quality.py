@@ -123,7 +123,7 @@ def _f1_macro(t: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:
 
 def performance(batch: Batch, model: Any, cfg: MonitorConfig, metrics_path: Path) -> dict[str, Any]:
     """The model's quality on the labelled rows of the batch, against the test-set metrics."""
-    from mlci.metrics import PRIMARY
+    from mlci.tasks import PRIMARY
 
     primary = PRIMARY[contract.spec().task]
     valid, y = _labelled(batch)

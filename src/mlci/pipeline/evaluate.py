@@ -31,8 +31,9 @@ from sklearn.metrics import (
 from mlci import artifacts, contract, files, paths
 from mlci.config import Params
 from mlci.contract import features_and_target
-from mlci.metrics import PRIMARY, known_labels, label_codes, quality, regression_quality, rmse
+from mlci.metrics import known_labels, label_codes, quality, regression_quality, rmse
 from mlci.pipeline.train import record_run
+from mlci.tasks import PRIMARY, task_of
 
 MISSING = "(missing)"
 # Curves are plot data: past this many points a curve is thinned (evenly, keeping both ends),
@@ -120,7 +121,7 @@ def importance(
     """Drop in the task's primary metric (macro F1, or R²) when one feature is shuffled, on
     at most ``max_rows`` test rows (scikit-learn's ``max_samples``: a seeded sample per
     repeat; the ``std`` column shows the spread over repeats)."""
-    if hasattr(model, "classes_"):
+    if task_of(model) == "classification":
         # Macro F1 of model.predict (what scoring="f1_macro" computes), on integer label codes.
         labels = known_labels(y, [str(c) for c in model.classes_])
 
@@ -159,7 +160,7 @@ def latency(model: Any, X: pd.DataFrame, repeats: int, seed: int) -> dict[str, f
     rng = np.random.default_rng(seed)
     one = X.iloc[[int(rng.integers(len(X)))]]
     batch = X.iloc[rng.integers(0, len(X), size=1000)]
-    predict = model.predict_proba if hasattr(model, "classes_") else model.predict
+    predict = model.predict_proba if task_of(model) == "classification" else model.predict
     predict(one)  # warm-up
 
     def median_ms(frame: pd.DataFrame, n: int) -> float:

@@ -20,9 +20,10 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from mlci import cluster, files, paths, search_space
-from mlci.config import LOWER_IS_BETTER, PRIMARY_METRIC, Params, SearchConfig
+from mlci.config import Params, SearchConfig
 from mlci.errors import UserError
 from mlci.estimators import build_estimator, name_of
+from mlci.tasks import LOWER_IS_BETTER, PRIMARY
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,7 +67,7 @@ def run(params: Params) -> dict[str, Any]:
 
 def metric_of(params: Params) -> str:
     assert params.search is not None
-    return params.search.metric or PRIMARY_METRIC[params.task]
+    return params.search.metric or PRIMARY[params.task]
 
 
 def search(params: Params, X: pd.DataFrame, y: pd.Series) -> tuple[dict, dict, float]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-TASKS = ("classification", "regression")
+from mlci.tasks import TASKS, task_of
 
 
 @dataclass(frozen=True)
@@ -34,23 +34,6 @@ class ContractFacts:
     @property
     def known(self) -> bool:
         return any(v is not None for v in (self.task, self.target, self.features, self.classes))
-
-
-def task_of(metrics: dict[str, Any] | None) -> str | None:
-    """A metrics file's task: its ``task`` key, or (files written before it had one) the
-    metrics it holds."""
-    if not isinstance(metrics, dict):
-        return None
-    if metrics.get("task") in TASKS:
-        return metrics["task"]
-    model = metrics.get("model")
-    if not isinstance(model, dict):
-        return None
-    if "f1_macro" in model or "per_class" in model:
-        return "classification"
-    if "rmse" in model or "r2" in model:
-        return "regression"
-    return None
 
 
 def _names(values: Any) -> tuple[str, ...] | None:
