@@ -88,11 +88,17 @@ predict: setup ## INPUT=<csv|parquet|fsspec URL> OUTPUT=<parquet> [BAD_ROWS=<csv
 check-params: setup ## refuse a bad params.yaml: keys, types, hyperparameters, aliases, size
 	$(RUN) mlci check-params
 
-test: setup ## run the whole test suite
-	$(RUN) pytest
+# In parallel, one worker per core (pytest-xdist); TEST_WORKERS=0 runs in this process alone.
+# --dist loadgroup: a module whose tests share a module-scoped fixture (a trained base, a running
+# server) stays on one worker, in file order (tests/conftest.py), so that fixture is built once.
+TEST_WORKERS ?= auto
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+
+test: setup ## run the whole test suite in parallel; prints its ten slowest tests
+	$(RUN) pytest $(PYTEST_PARALLEL) --durations=10
 
 test-fast: setup ## unit tests only
-	$(RUN) pytest tests/unit
+	$(RUN) pytest $(PYTEST_PARALLEL) tests/unit
 
 lint: setup ## ruff lint and format check
 	$(RUN) ruff check .

@@ -1,6 +1,8 @@
-"""Shared fixtures. The expensive one, ``trained_repo``, is a real copy of this repository with the
-penguins example as its project (tests/fixtures/penguins; a real git repository) on which a
-real ``dvc repro`` has run once per test session.
+"""Shared fixtures. The expensive ones, ``trained_repo`` and ``trained_fixture``, are real copies
+of this repository with a project (the penguins example in tests/fixtures/penguins, or a
+generated table from tests/projects.py; real git repositories) on which a real ``dvc repro`` has
+run: once per test run, however many pytest-xdist workers share it (tests.helpers.built_once),
+each worker then working on its own copy.
 
 The test process imports the example's ``project`` package, not the adopter's: the machinery is
 tested on a project it knows, and an adopter's own project is tested through subprocesses in a
@@ -8,23 +10,41 @@ copy of the repository as it is (tests/integration/test_this_project.py)."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.helpers import EXAMPLE, REPO, copy_example, copy_repo, git, run, tool_env
-from tests.projects import Project, make_project
+from tests.helpers import (
+    EXAMPLE,
+    REPO,
+    WORKER,
+    built_once,
+    copy_example,
+    copy_repo,
+    git,
+    run,
+    tool_env,
+)
+from tests.projects import Project, make_project, table
 
 # prometheus_client picks in-memory or multiprocess storage once, when it is first imported, from
 # PROMETHEUS_MULTIPROC_DIR; BentoML's /metrics reads the multiprocess files. Set it before any
 # test imports prometheus_client (test_server parses /metrics with it), so the in-process service
-# tests see their counters whatever order the tests run in. Subprocesses do not inherit it
+# tests see their counters whatever order the tests run in. One folder per process: a
+# pytest-xdist worker inherits the controller's variable, and two workers counting into one
+# folder would see each other's counters. Subprocesses do not inherit it
 # (tests.helpers.tool_env): `bentoml serve` makes its own.
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="mlci-prometheus-"))
+if WORKER or "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    _counters = tempfile.mkdtemp(prefix=f"mlci-prometheus-{WORKER or 'main'}-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _counters
+    atexit.register(shutil.rmtree, _counters, ignore_errors=True)
 
 # Before any test module imports mlci.contract (which imports `project`).
 sys.path.insert(0, str(EXAMPLE / "src"))
@@ -33,21 +53,67 @@ assert "project" not in sys.modules, "the adopter's project was imported before 
 __all__ = ["REPO", "copy_repo", "git", "run", "tool_env"]
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (it names them in nodeids)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``make test`` (pytest-xdist, ``--dist loadgroup``), a module with a test that uses a
+    module-scoped fixture (a trained base repository, a running server) runs whole on one worker,
+    in file order, so that fixture is built once; every other test goes to whichever worker is
+    free. Those modules are queued first: long groups start early, and the many short tests fill
+    the workers' gaps at the end. A run without workers keeps pytest's order."""
+    if not WORKER:
+        return
+    shared = {item.path for item in items if _uses_a_shared_fixture(item)}
+    for item in items:
+        if item.path in shared:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+    items.sort(key=lambda item: item.path not in shared)  # stable: file order otherwise
+
+
+def _uses_a_shared_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(
+        fixturedef.scope in ("module", "class", "package")
+        for fixturedefs in info.name2fixturedefs.values()
+        for fixturedef in fixturedefs
+    )
+
+
+def _fixture_project(root: Path, kind: str) -> Project:
+    """The ``Project`` that ``make_project(root, kind)`` returned (the table is generated again:
+    the same kind, size and seed give the same table)."""
+    df, target, id_column, task = table(kind)
+    slices = yaml.safe_load((root / "params.yaml").read_text())["evaluate"]["slices"]
+    return Project(root, kind, task, target, id_column, df, slices)
+
+
+def _own_copy(built: Path, tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """Alone, the build itself; under pytest-xdist, this worker's copy of it (two processes
+    running dvc or git in one repository would fight over its locks)."""
+    if not WORKER:
+        return built
+    dest = tmp_path_factory.mktemp(name) / built.name
+    shutil.copytree(built, dest, symlinks=True)
+    return dest
+
+
 @pytest.fixture(scope="session")
 def trained_fixture(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Project]:
     """``trained_fixture(kind)``: a generated fixture project (tests/projects.py) after a real
-    ``dvc repro``, its results committed; built once per session and kind (do not modify it:
+    ``dvc repro``, its results committed; built once per test run and kind (do not modify it:
     copy it)."""
-    built: dict[str, Project] = {}
+    projects: dict[str, Project] = {}
+
+    def build(dest: Path, kind: str) -> None:
+        make_project(dest, kind)
+        run(["dvc", "repro"], dest)
+        git(dest, "add", "-A")
+        git(dest, "commit", "-qm", "results")
 
     def get(kind: str) -> Project:
-        if kind not in built:
-            project = make_project(tmp_path_factory.mktemp(kind) / "repo", kind)
-            run(["dvc", "repro"], project.root)
-            git(project.root, "add", "-A")
-            git(project.root, "commit", "-qm", "results")
-            built[kind] = project
-        return built[kind]
+        if kind not in projects:
+            built = built_once(tmp_path_factory, f"{kind}/repo", lambda d: build(d, kind))
+            projects[kind] = _fixture_project(_own_copy(built, tmp_path_factory, kind), kind)
+        return projects[kind]
 
     return get
 
@@ -55,9 +121,14 @@ def trained_fixture(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str],
 @pytest.fixture(scope="session")
 def trained_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A repository copy after a real, full ``dvc repro`` (shared: do not modify it)."""
-    dest = copy_example(tmp_path_factory.mktemp("trained") / "repo")
-    run(["dvc", "repro", "--force"], dest)
-    return dest
+
+    def build(dest: Path) -> None:
+        copy_example(dest)
+        run(["dvc", "repro", "--force"], dest)
+
+    return _own_copy(
+        built_once(tmp_path_factory, "trained/repo", build), tmp_path_factory, "trained"
+    )
 
 
 @pytest.fixture

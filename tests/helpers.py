@@ -6,7 +6,11 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -17,6 +21,8 @@ BIN = Path(sys.executable).parent
 EXAMPLE = REPO / "tests" / "fixtures" / "penguins"
 EXAMPLE_PARAMS = EXAMPLE / "params.yaml"
 EXAMPLE_RAW = EXAMPLE / "data" / "penguins-raw.csv"
+# This process's pytest-xdist worker ("gw0", "gw1", ...); None in a run without workers.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 
 
 def tool_env(**extra: str) -> dict[str, str]:
@@ -116,3 +122,32 @@ def make_in(ws: Path, *args: str, timeout: float = 600, **env: str):
         text=True,
         timeout=timeout,
     )
+
+
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A temporary folder of this test run that every pytest-xdist worker sees: a worker's base
+    folder is ``<the run's base folder>/popen-gwN``."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if WORKER else base
+
+
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]
+) -> Path:
+    """``build(folder)`` once per test run, however many workers ask: the first builds it under a
+    file lock, the others wait for it and get the same folder (read it or copy it; do not change
+    it). A build that fails leaves nothing behind, so every test that needs it fails the same way.
+    """
+    folder = run_folder(tmp_path_factory) / "built" / name
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    done = folder.with_name(folder.name + ".done")
+    with FileLock(folder.with_name(folder.name + ".lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            try:
+                build(folder)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            done.touch()
+    return folder

@@ -18,7 +18,6 @@ import pytest
 import yaml
 
 from tests.conftest import git, run
-from tests.helpers import copy_example
 from tests.unit.test_report_charts import mermaid_blocks, parse_xychart, table_rows
 
 # Every link or image target that is not a URL or an in-page anchor: the report's local files,
@@ -54,8 +53,10 @@ def commit_all(repo: Path, message: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def base_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = copy_example(tmp_path_factory.mktemp("base") / "repo")
+def base_repo(trained_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # The shared trained example (its results not committed yet): only train and evaluate run.
+    repo = tmp_path_factory.mktemp("base") / "repo"
+    shutil.copytree(trained_repo, repo, symlinks=True)
     set_param(repo, "train.estimator.params.C", 0.05)
     run(["dvc", "repro"], repo)
     commit_all(repo, "base: C=0.05")

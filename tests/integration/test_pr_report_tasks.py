@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from tests.integration.test_pr_report import (
     report,
     set_param,
 )
-from tests.projects import GATE, contract_source, make_project
+from tests.projects import GATE, Project, contract_source
 from tests.unit.test_report_charts import mermaid_blocks, parse_xychart, table_rows
 
 pytestmark = pytest.mark.slow
@@ -38,14 +39,19 @@ ABSOLUTE = "(absolute limits and baseline only)"
 
 
 @pytest.fixture(scope="module")
-def base_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = make_project(tmp_path_factory.mktemp("regression") / "repo", "regression").root
-    git(repo, "tag", "adopted")  # the adopted template, before its first results
+def base_repo(
+    trained_fixture: Callable[[str], Project], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    # The shared trained regression fixture: its first results are committed on top of the
+    # adopted template.
+    repo = tmp_path_factory.mktemp("regression") / "repo"
+    shutil.copytree(trained_fixture("regression").root, repo, symlinks=True)
+    git(repo, "tag", "adopted", "HEAD~1")  # the adopted template, before its first results
     # A floor, as an adopter sets one: "beats the mean" alone lets noise through (a model fit
     # to a shuffled target scores R² 0.02 here, against -0.01 for the baseline).
     set_param(repo, "gate.minimum", {"r2": 0.5})
     run(["dvc", "repro"], repo)
-    commit_all(repo, "first results, with a floor on R²")
+    commit_all(repo, "a floor on R²")
     return repo
 
 
