@@ -224,8 +224,12 @@ def _format_errors(err: ValidationError, path: Path) -> str:
             msg = "unknown key (misspelt, or not a setting of this template)"
         elif e["type"] == "missing":
             msg = "required key is missing"
+        elif e["type"] == "value_error":  # our own checks: the message names field and value
+            msg = msg.removeprefix("Value error, ")
         got = e.get("input")
-        shown = "" if e["type"] in ("missing", "extra_forbidden") else f" (got {got!r})"
+        # A whole section (what a cross-field check receives) is no help to echo back.
+        quiet = e["type"] in ("missing", "extra_forbidden") or isinstance(got, dict | list)
+        shown = "" if quiet else f" (got {got!r})"
         lines.append(f"  - {where}: {msg}{shown}")
     return "\n".join(lines)
 
