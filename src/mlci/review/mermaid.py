@@ -17,6 +17,7 @@ markdown lines; they know nothing about git or the report.
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -195,10 +196,18 @@ def series(side: str, commit: str) -> str:
 
 
 def indistinct(a: Sequence[float] | None, b: Sequence[float] | None) -> bool:
-    """Two sampled curves (0-1 axis) that differ nowhere by a pixel of the plot."""
+    """Two sampled curves (0-1 axis) less than a pixel of the plot apart on average: the area
+    between them is under one pixel's height (a lone spike at one grid point is not a change
+    a reader can see, and says nothing the area table does not)."""
     if a is None or b is None:
         return False
-    return max(abs(p - q) for p, q in zip(a, b, strict=True)) < 1 / PLOT_PIXELS
+    gaps = [abs(p - q) for p, q in zip(a, b, strict=True)]
+    return sum(gaps) / max(len(gaps), 1) < 1 / PLOT_PIXELS
+
+
+def html_text(value: object) -> str:
+    """Text for a <details> summary: HTML, where markdown escapes would show as backslashes."""
+    return html.escape(_CONTROL.sub(" ", str(value))).replace("](", "] (")
 
 
 def _pick_classes(kind: str, base: dict, current: dict) -> tuple[list[str], list[str]]:
@@ -331,12 +340,12 @@ def importance_section(
 
     moved = [(abs(float(cur[f]) - b), f) for f in shown if (b := before(f)) is not None]
     biggest = max(moved, default=None)
-    summary = f"Permutation importance (drop in {metric} when a feature is shuffled)"
+    title = f"Permutation importance (drop in {metric} when a feature is shuffled)"
     if biggest and biggest[0] >= 0.0005:
         f = biggest[1]
-        summary += f": largest change {cell(f)} {number(before(f), 3)} → {number(cur[f], 3)}"
+        title += f": largest change {html_text(f)} {number(before(f), 3)} → {number(cur[f], 3)}"
     top = max([abs(float(cur[f])) for f in shown] + [1e-12])
-    out = ["", f"<details><summary>{summary}</summary>", ""]
+    out = ["", f"<details><summary>{title}</summary>", ""]
     out += [
         f"| feature | {named('base', base_name)} | {named('this branch', head_name)} | change "
         "| this branch |",

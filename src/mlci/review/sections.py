@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from mlci.review.mermaid import cell
+from mlci.review.mermaid import cell, html_text
 
 if TYPE_CHECKING:
     from mlci.review.compare import Comparison
@@ -165,7 +165,7 @@ def slices_section(c: Comparison) -> list[str]:
     summary = f"Slices ({name} per value)"
     if worst:
         b = base.get(worst[0], {}).get(worst[1], {}).get(key)
-        summary += f": worst {cell(worst[0])} = {cell(worst[1])}, {worst[2]:.4f}"
+        summary += f": worst {html_text(worst[0])} = {html_text(worst[1])}, {worst[2]:.4f}"
         if isinstance(b, int | float):
             summary += f" (base {b:.4f})"
     out = ["", f"<details><summary>{summary}</summary>", ""]
