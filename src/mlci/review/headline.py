@@ -128,6 +128,8 @@ def metrics_table(c: Comparison, base: dict, compared: bool) -> list[str]:
         noise = c.intervals.get(m)
         if not compared and base.get(m) is not None:
             change, word = NOT_COMPARED, "—"
+        elif noise is not None and noise.verdict == "unchanged":
+            change, word = "0", "unchanged"
         elif noise is not None:
             change = f"{noise.change:+.4f} [{noise.low:+.3f}, {noise.high:+.3f}]"
             word = noise.verdict
@@ -147,7 +149,9 @@ def metrics_table(c: Comparison, base: dict, compared: bool) -> list[str]:
 def _flips_line(c: Comparison) -> list[str]:
     f = c.flips
     lines = []
-    if f is not None and c.task == "classification":
+    if f is not None and c.task == "classification" and not f.worse + f.better:
+        lines.append("No test row changed answer.")
+    elif f is not None and c.task == "classification":
         p = "" if f.p_value is None else f" (exact McNemar p = {f.p_value:.2g})"
         lines.append(
             f"Rows that changed answer: {f.worse} correct → wrong, {f.better} wrong → correct{p}."
@@ -160,13 +164,13 @@ def _flips_line(c: Comparison) -> list[str]:
     if c.intervals:
         samples = c.gate_config.bootstrap_samples
         lines.append(
-            f"Intervals: paired bootstrap over the same test rows ({samples:,} resamples; "
-            f"{c.noise_note}); **within noise**: the interval includes no change."
+            f"Intervals: paired bootstrap over the test rows ({samples:,} resamples, "
+            f"{c.noise_note}); within noise: the interval includes 0."
         )
     elif c.noise_note:
         lines.append(f"No intervals ({c.noise_note}).")
     lines.append(
-        f"Gate: ✅ every check on the metric passed, ❌ which failed (floor or ceiling; vs base, "
-        f"judged by `gate.rule: {c.gate_config.rule}`; vs baseline); details below."
+        "Gate: the metric's checks (floor or ceiling, vs base by "
+        f"`gate.rule: {c.gate_config.rule}`, vs baseline); ❌ names those that failed."
     )
     return [" ".join(lines)]

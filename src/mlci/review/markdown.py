@@ -136,10 +136,19 @@ def _charts_section(c: Comparison) -> list[str]:
     rev = c.labels
     base_name, head_name = rev.base.markdown(), rev.head.markdown()
     out: list[str] = []
+    flat: list[str] = []  # curve kinds not charted: one line of text for all of them
     for kind in mermaid.KINDS:
-        out += mermaid.curve_section(
+        lines = mermaid.curve_section(
             kind, c.base.curves.get(kind, {}), c.current.curves.get(kind, {}), base_name, head_name
         )
+        if len(lines) == 2 and lines[1].startswith("**"):
+            flat.append(lines[1])
+        else:
+            out += lines
+    if len(flat) > 1:  # "**ROC curves**: not charted ...", twice: one sentence each
+        out += ["", " ".join(flat)]
+    elif flat:
+        out += ["", flat[0]]
     metric = mermaid.primary_name(c.current.metrics)
     # Another task's importance measured the drop of another metric: not drawn beside this one.
     same = mermaid.primary_name(c.base.metrics) == metric

@@ -223,13 +223,11 @@ def confusion_section(c: Comparison) -> list[str]:
     base = c.base.confusion if c.base.task == c.task else None
     out = ["", "### Confusion matrix (this branch, test set)", ""]
     if base is not None and len(base) == len(c.current.confusion):
+        if confusion_table(c.current.confusion) == confusion_table(base):
+            out[1] = "<details><summary>Confusion matrix: unchanged against base</summary>"
+            return [*out, *confusion_table(c.current.confusion), "", "</details>"]
         out += [*confusion_table(c.current.confusion, base), ""]
-        same = confusion_table(c.current.confusion) == confusion_table(base)
-        out.append(
-            "Unchanged against base."
-            if same
-            else "(±n): the change from base, on the same rows. Bold: predicted right."
-        )
+        out.append("(±n): the change from base, on the same rows. Bold: predicted right.")
         return out
     out += confusion_table(c.current.confusion)
     if base is not None:
