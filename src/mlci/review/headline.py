@@ -1,19 +1,21 @@
 """The comment's first screen: the largest changes in one line, and the metrics with their noise.
 
 Split from :mod:`mlci.review.markdown` (which assembles the document). The largest changes are
-ranked across per-class metrics, slices and confusion-matrix cells on one scale (a share: a
-metric's change, or a cell's change as a share of that class's rows), so "Chinstrap recall
-1.00 → 0.53" and "8 Chinstrap rows now predicted Adelie" can stand side by side.
+ranked across per-class metrics, slices and confusion-matrix cells (regression: slices and the
+size of the errors) on one scale (a share: a metric's change, a cell's change as a share of
+that class's rows, or a regression error's relative change), so "Chinstrap recall 1.00 → 0.53"
+and "8 Chinstrap rows now predicted Adelie" can stand side by side.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from mlci.config import GATE_METRICS, LOWER_IS_BETTER
-from mlci.review import gate
+from mlci.review import gate, residuals
 from mlci.review.mermaid import cell
 from mlci.review.sections import SLICE_METRIC, delta, num
 
@@ -84,6 +86,21 @@ def _confusion(c: Comparison) -> list[tuple[float, str]]:
     return found
 
 
+def _residuals(c: Comparison) -> list[tuple[float, str]]:
+    """Regression: how the typical and the large errors moved, as a share of the base's."""
+    if c.task != "regression":
+        return []
+    now, before = residuals.values(c.current.residuals), residuals.values(c.base.residuals)
+    if now is None or before is None:
+        return []
+    found = []
+    for name, q in (("median absolute residual", 0.5), ("90th percentile absolute residual", 0.9)):
+        a, b = float(np.quantile(np.abs(now), q)), float(np.quantile(np.abs(before), q))
+        if b > 0:
+            found.append((abs(a - b) / b, f"{name} {b:.4g} → {a:.4g} ({(a - b) / b:+.1%})"))
+    return found
+
+
 def counts(df: pd.DataFrame) -> pd.DataFrame:
     """Confusion counts (actual × predicted) from the per-row confusion data."""
     return pd.crosstab(df["actual"].astype(str), df["predicted"].astype(str))
@@ -93,10 +110,12 @@ def largest_changes(c: Comparison, base: dict) -> list[str]:
     """The first-screen line: the largest per-class, slice and confusion changes, ranked."""
     if not base:
         return []
-    found = sorted(_per_class(c, base) + _slices(c) + _confusion(c), key=lambda t: -t[0])
+    found = _per_class(c, base) + _slices(c) + _confusion(c) + _residuals(c)
+    found.sort(key=lambda t: -t[0])
     shown = [text for size, text in found if size >= SMALLEST][:TOP]
     if not shown:
-        return ["", "**Largest changes:** none: no class, slice or confusion cell moved."]
+        what = "class, slice or confusion cell" if c.task == "classification" else "slice or error"
+        return ["", f"**Largest changes:** none: no {what} moved by 0.5% or more."]
     return ["", "**Largest changes:** " + " · ".join(shown) + "."]
 
 

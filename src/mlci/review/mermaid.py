@@ -272,9 +272,10 @@ def curve_section(
         charts += ["", f"**{cell(cls)}**", ""]
         charts += xychart(plots, colours, x_axis, y_axis, (0.0, 1.0))
         columns += [(f"{cell(cls)} base", b), (f"{cell(cls)} this branch", a)]
+    which = "every class" if len(flat) == len(shown) else ", ".join(flat)
     why = (
-        f"not charted for {', '.join(flat)}: both sides' {summary} is ≥ {SATURATED} or the two "
-        "curves differ by less than a pixel"
+        f"not charted for {which}: both sides' {summary} is ≥ {SATURATED}, or the two curves "
+        "are within a pixel"
     )
     if not charts:
         largest = max(moved, default=(0.0, ""))
