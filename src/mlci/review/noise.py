@@ -25,7 +25,7 @@ import numpy as np
 from mlci.config import LOWER_IS_BETTER
 
 LEVEL = 0.95
-BLOCK = 4_000_000  # weights per block of resamples (32 MB as float64)
+BLOCK = 4_000_000  # weights per block of resamples (16 MB as float32)
 CLIP = 1e-15
 
 
@@ -77,15 +77,38 @@ class Flips:
 
 
 def weights(n: int, samples: int, seed: int) -> Iterator[np.ndarray]:
-    """Blocks of bootstrap weights (resamples × rows): how often each row was drawn."""
+    """Blocks of bootstrap weights (resamples × rows): how often each row was drawn, as float32
+    (small integer counts are exact; half the memory traffic of float64).
+
+    Up to ``EXACT_ROWS`` rows, the exact bootstrap: n rows drawn with replacement. Beyond, the
+    Poisson bootstrap (each row's count an independent Poisson(1), which the multinomial
+    approaches as n grows), drawn through a table of 16-bit uniforms: at 100,000 rows
+    generating the exact counts would cost more than every metric together."""
     rng = np.random.default_rng(seed)
     per_block = max(1, BLOCK // max(n, 1))
     done = 0
     while done < samples:
         k = min(per_block, samples - done)
-        drawn = rng.integers(0, n, size=(k, n)) + (np.arange(k) * n)[:, None]
-        yield np.bincount(drawn.ravel(), minlength=k * n).reshape(k, n).astype(float)
+        if n <= EXACT_ROWS:
+            drawn = rng.integers(0, n, size=(k, n), dtype=np.int64)
+            drawn += (np.arange(k, dtype=np.int64) * n)[:, None]
+            counts = np.bincount(drawn.ravel(), minlength=k * n).reshape(k, n)
+            yield counts.astype(np.float32)
+        else:
+            yield POISSON_TABLE[rng.integers(0, 1 << 16, size=(k, n), dtype=np.uint16)]
         done += k
+
+
+def _poisson_table() -> np.ndarray:
+    """Poisson(1) counts indexed by a uniform 16-bit number (inverse CDF; counts past 8, with
+    probability under 1e-5, are folded into 8)."""
+    cdf = np.cumsum([math.exp(-1) / math.factorial(i) for i in range(9)])
+    cdf[-1] = 1.0
+    return np.searchsorted(cdf, (np.arange(1 << 16) + 0.5) / (1 << 16)).astype(np.float32)
+
+
+EXACT_ROWS = 20_000
+POISSON_TABLE = _poisson_table()
 
 
 # --- metrics as functions of weights (W: resamples × rows) ---------------------------------------
@@ -98,19 +121,42 @@ def _onehot(codes: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _weighted_auc(W: np.ndarray, score: np.ndarray, positive: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class _Ranking:
+    """One class's scores, sorted once: what every resample's AUC reuses."""
+
+    order: np.ndarray
+    positive: np.ndarray  # in sorted order, float32
+    starts: np.ndarray | None  # first row of each group of equal scores; None: all distinct
+
+    @classmethod
+    def of(cls, score: np.ndarray, positive: np.ndarray) -> _Ranking:
+        order = np.argsort(score, kind="stable")
+        s = score[order]
+        distinct = s[1:] != s[:-1]
+        starts = None if distinct.all() else np.flatnonzero(np.r_[True, distinct])
+        return cls(order, positive[order].astype(np.float32), starts)
+
+
+def _weighted_auc(W: np.ndarray, r: _Ranking) -> np.ndarray:
     """ROC AUC per resample: the weighted share of (positive, negative) pairs ranked right,
-    ties counting half. One sort, then cumulative sums over groups of equal scores."""
-    order = np.argsort(score, kind="stable")
-    s = score[order]
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    pos = positive[order].astype(float)
-    wp = np.add.reduceat(W[:, order] * pos, starts, axis=1)
-    wn = np.add.reduceat(W[:, order] * (1.0 - pos), starts, axis=1)
-    below = np.cumsum(wn, axis=1) - wn
-    pairs = wp.sum(axis=1) * wn.sum(axis=1)
+    ties counting half: cumulative sums of the negatives' weight below each row (over groups
+    of equal scores when there are ties)."""
+    ws = W[:, r.order]
+    wp = ws * r.positive.astype(W.dtype, copy=False)
+    wn = ws - wp
+    total = wp.sum(axis=1, dtype=np.float64) * wn.sum(axis=1, dtype=np.float64)
+    if r.starts is None:
+        # Distinct scores: a row is positive or negative, so wp * wn = 0 row by row. Weights
+        # are integer counts: float32 cumulative sums are exact up to 16 million.
+        right = np.einsum("ij,ij->i", wp, np.cumsum(wn, axis=1)).astype(np.float64)
+    else:
+        gp = np.add.reduceat(wp, r.starts, axis=1, dtype=np.float64)
+        gn = np.add.reduceat(wn, r.starts, axis=1, dtype=np.float64)
+        below = np.cumsum(gn, axis=1) - gn
+        right = (gp * (below + 0.5 * gn)).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(pairs > 0, (wp * (below + 0.5 * wn)).sum(axis=1) / pairs, np.nan)
+        return np.where(total > 0, right / total, np.nan)
 
 
 class _Classification:
@@ -123,6 +169,13 @@ class _Classification:
         self.predicted = _onehot(s.pred, k)
         self.hits = self.truth * (s.truth == s.pred)[:, None]
         self.correct = (s.truth == s.pred).astype(float)
+        self.cols = np.hstack([self.truth, self.predicted, self.hits, self.correct[:, None]])
+        self.rankings: list[_Ranking] = []
+        if s.proba is not None:
+            present = self.truth.any(axis=0)
+            # Binary: the second class's score, as roc_auc_score; else one-vs-rest, macro.
+            columns = [1] if k == 2 else [j for j in range(k) if present[j]]
+            self.rankings = [_Ranking.of(s.proba[:, j], self.truth[:, j] > 0) for j in columns]
         self.proba = s.proba
         self.loss = None
         if s.proba is not None:
@@ -131,40 +184,45 @@ class _Classification:
             self.loss = -np.log(np.clip(p_true, CLIP, 1.0))
 
     def metrics(self, W: np.ndarray) -> dict[str, np.ndarray]:
-        n = W.sum(axis=1)
-        support, predicted, hits = W @ self.truth, W @ self.predicted, W @ self.hits
+        n = W.sum(axis=1, dtype=np.float64)
+        # One product for every count: support, predicted and right per class, right overall.
+        sums = (W @ self.cols.astype(W.dtype, copy=False)).astype(np.float64)
+        k = self.k
+        support, predicted, hits = sums[:, :k], sums[:, k : 2 * k], sums[:, 2 * k : 3 * k]
         with np.errstate(invalid="ignore", divide="ignore"):
             recall = np.where(support > 0, hits / support, np.nan)
             both = support + predicted
             f1 = np.where(both > 0, 2 * hits / both, np.nan)
             out = {
-                "accuracy": (W @ self.correct) / n,
+                "accuracy": sums[:, -1] / n,
                 "balanced_accuracy": np.nanmean(recall, axis=1),
                 "f1_macro": np.nanmean(f1, axis=1),
             }
         if self.loss is not None:
-            out["log_loss"] = (W @ self.loss) / n
-        if self.proba is not None:
-            present = self.truth.any(axis=0)
-            columns = [1] if self.k == 2 else [j for j in range(self.k) if present[j]]
-            aucs = [_weighted_auc(W, self.proba[:, j], self.truth[:, j] > 0) for j in columns]
+            out["log_loss"] = (W @ self.loss.astype(W.dtype)).astype(np.float64) / n
+        if self.rankings:
+            aucs = np.vstack([_weighted_auc(W, r) for r in self.rankings])
             with np.errstate(invalid="ignore"):
-                out["roc_auc_ovr"] = np.nanmean(np.vstack(aucs), axis=0) if aucs else n * np.nan
+                out["roc_auc_ovr"] = np.nanmean(aucs, axis=0)
         return out
 
 
 class _Regression:
     def __init__(self, s: RowScores):
-        self.y = np.asarray(s.truth, float)
-        self.err = self.y - np.asarray(s.pred, float)
+        y = np.asarray(s.truth, float)
+        self.err = y - np.asarray(s.pred, float)
+        self.y = y - y.mean()  # R²'s spread is shift-free: centring keeps float32 sums exact
 
     def metrics(self, W: np.ndarray) -> dict[str, np.ndarray]:
-        n = W.sum(axis=1)
-        sq = (W @ self.err**2) / n
-        spread = (W @ self.y**2) / n - ((W @ self.y) / n) ** 2
+        n = W.sum(axis=1, dtype=np.float64)
+        # self.y is centred (see __init__): float32 sums of large squares would lose digits.
+        cols = np.column_stack([self.err**2, np.abs(self.err), self.y, self.y**2])
+        sums = (W @ cols.astype(W.dtype)).astype(np.float64)
+        sq = sums[:, 0] / n
+        spread = sums[:, 3] / n - (sums[:, 2] / n) ** 2
         with np.errstate(invalid="ignore", divide="ignore"):
             r2 = np.where(spread > 1e-12, 1 - sq / spread, np.nan)
-        return {"rmse": np.sqrt(sq), "mae": (W @ np.abs(self.err)) / n, "r2": r2}
+        return {"rmse": np.sqrt(sq), "mae": sums[:, 1] / n, "r2": r2}
 
 
 def _scorer(s: RowScores) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
