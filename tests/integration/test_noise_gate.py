@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.comment_length import estimate_height
 from tests.conftest import git, run
+from tests.fake_github import capture_post
 from tests.helpers import copy_example
 from tests.integration.test_pr_report import NOT_ACTIONS, commit_all, gate, report, set_param
 
@@ -76,3 +78,28 @@ def test_a_broken_model_fails_either_rule(example: Path, tmp_path: Path) -> None
     assert "rule: interval" in verdict["summary"]
     row = next(line for line in text.splitlines() if line.startswith("| f1_macro |"))
     assert "**worse**" in row and "❌" in row
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = copy_example(tmp_path_factory.mktemp("shipped") / "repo")
+    run(["dvc", "repro"], repo)
+    commit_all(repo, "base: the example as shipped (C: 1.0)")
+    return repo
+
+
+def test_the_examples_failing_pull_request_fits_three_screens(shipped: Path, tmp_path: Path):
+    """The bundled example with `C: 0.01`, posted through the stand-in GitHub API: the first
+    screen names the real damage, and the body renders under 3 screens (2,700 px in a 900 px
+    column, foldouts closed), by the proxy calibrated against Chromium renders."""
+    repo = pull_request(shipped, tmp_path, "c001", 0.01)
+    run(["mlci", "report", "--base", "main"], repo, **NOT_ACTIONS)
+    body = capture_post(repo / "reports/pr")
+    first_screen = body.split("### Params")[0]
+    assert "Chinstrap recall 1.00 → 0.53" in first_screen
+    assert "8 Chinstrap rows now predicted Adelie" in first_screen
+    assert "8 correct → wrong, 0 wrong → correct" in first_screen
+    assert "| Chinstrap | 8 (+8) | **9** (-8) | 0 |" in body  # the cells that moved
+    height = estimate_height(body)
+    assert height <= 2700, height
+    assert "ROC curves**: not charted for every class" in body  # saturated: one line

@@ -41,7 +41,7 @@ def test_an_equal_regression_model_passes_against_base() -> None:
     assert verdict.passed and verdict.basis == "base"
     assert (
         verdict.summary
-        == "PASSED: all 7 checks (rule: point, regressions judged on the test-set numbers)"
+        == "PASSED: all 7 checks; regressions judged by gate.rule: point, on the test-set numbers"
     )
     assert {c.kind for c in verdict.checks} == {"minimum", "maximum", "regression", "baseline"}
 

@@ -153,10 +153,13 @@ def _rule_words(cfg: GateConfig, base: dict[str, Any] | None, noise: dict | None
     if not cfg.max_regression or not base or "model" not in base:
         return None
     if cfg.rule == "point":
-        return "rule: point, regressions judged on the test-set numbers"
+        return "regressions judged by gate.rule: point, on the test-set numbers"
     if not noise:
-        return "rule: interval, but no paired scores: regressions judged on the test-set numbers"
-    return "rule: interval, a regression fails only beyond noise (95% interval)"
+        return (
+            "regressions judged by gate.rule: interval, but with no paired scores: on the "
+            "test-set numbers"
+        )
+    return "regressions judged by gate.rule: interval, only beyond noise (95% interval)"
 
 
 def _regression(
@@ -206,7 +209,7 @@ def _verdict(
     if not compared:  # the headline itself says the verdict did not compare with base
         summary += f" ({ABSOLUTE})"
     elif rule:  # the headline names the rule that judged the regressions
-        summary += f" ({rule})"
+        summary += f"; {rule}"
     return Verdict(not failed, summary, checks, notes, "base" if compared else "absolute")
 
 
