@@ -117,6 +117,10 @@ def main(argv: list[str]) -> int:
     WORK.mkdir(parents=True)
     for name in names:
         repo = scenario(name)
+        # What `make report-link` records after upload-artifact on GitHub (run 4242 is the
+        # stand-in's run): the comment then links the artifact itself.
+        link = "https://github.com/octo/penguins/actions/runs/4242/artifacts/1234567\n"
+        (repo / "reports/pr/artifact-url.txt").write_text(link)
         body = capture_post(repo / "reports/pr", repo="octo/penguins")
         (out / f"{name}.md").write_text(body)
         print(f"{name}: {len(body)} characters -> {out / (name + '.md')}")

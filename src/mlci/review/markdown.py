@@ -159,17 +159,14 @@ def _charts_section(c: Comparison) -> list[str]:
 
 
 def _plots_section(images: dict[str, str]) -> list[str]:
-    """Links (never ``![]()`` images) to the PNGs next to report.md: the workflow artifact."""
+    """Links (never ``![]()`` images) to the PNGs next to report.md: the comment poster points
+    them at the ``model-report`` artifact (a zip), so the text says they are inside it."""
     if not images:
-        return [
-            "",
-            "The full report (`report.md`) is in the workflow run's `model-report` artifact.",
-        ]
-    links = " · ".join(f"[{title}]({path})" for title, path in images.items())
+        return []
+    links = ", ".join(f"[{title}]({path})" for title, path in images.items())
     return [
         "",
-        "📦 The full report (`report.md`) and these PNG charts are inside the workflow run's "
-        f"`model-report` artifact (a zip): {links}.",
+        f"📦 PNG charts, inside the workflow run's `model-report` artifact (a zip): {links}.",
     ]
 
 
