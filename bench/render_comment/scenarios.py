@@ -15,10 +15,9 @@ import shutil
 import sys
 from pathlib import Path
 
-import yaml
-
 from tests.fake_github import capture_post
 from tests.helpers import copy_example, git, run
+from tests.integration.test_pr_report import set_param
 
 WORK = Path("/tmp/mlci-render-scenarios")
 # A pull request that changes the prediction of exactly one test row: C 0.06 → 0.05 (found by a
@@ -36,16 +35,6 @@ def make_run(repo: Path) -> None:
 def commit(repo: Path, message: str) -> None:
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", message)
-
-
-def set_param(repo: Path, dotted: str, value: object) -> None:
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    *parents, last = dotted.split(".")
-    node = params
-    for key in parents:
-        node = node[key]
-    node[last] = value
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def example_base(c: float | None = None) -> Path:

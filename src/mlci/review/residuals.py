@@ -125,7 +125,13 @@ def section(
         ]
     out += [""]
     out += xychart(
-        plots, colours, "residual (bin centre)", "share of rows", (0.0, top), x_bands=centres
+        plots,
+        colours,
+        "residual (bin centre)",
+        "share of rows",
+        (0.0, top),
+        x_bands=centres,
+        size=(760, 300),  # 12 bin labels need the room: at 520 px they run together
     )
     out += ["", "A positive residual: the model predicted too low."]
     out += ["", "**Residuals: the charted numbers**", ""]
