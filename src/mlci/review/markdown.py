@@ -1,5 +1,8 @@
-"""The report as markdown: gate verdict first, then `dvc metrics diff` / `dvc params diff` style
-tables, the data check, slices, charts (Mermaid with their numbers as tables), cost and provenance.
+"""The report as markdown, in the order a reviewer needs it: the gate verdict (naming the rule
+that judged regressions), the largest changes in one line, the metrics with their 95% intervals
+and the rows that flipped (:mod:`mlci.review.headline`), the params diff and the moved cells of
+the confusion matrix; then the detail, each part a foldout whose summary says its news: gate
+checks, per class, slices, data, residuals, curves, importance, cost, provenance.
 
 Every section follows the task: classification shows per-class metrics, macro F1 per slice, a
 confusion matrix and ROC / precision-recall curves; regression shows RMSE per slice and the
@@ -7,7 +10,9 @@ residuals. When the base cannot be compared with (first pull request, or a chang
 the report says why near the top and shows base numbers, if any, as "not compared".
 
 The same document is the pull-request comment, which has no image host: the PNG plots are only
-linked (relative links the comment poster points at the run's artifact), never embedded.
+linked (relative links the comment poster points at the ``model-report`` artifact), never
+embedded. Each section is a function returning lines, so a new one is one more call in
+:func:`render`.
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ def render(c: Comparison, images: dict[str, str] | None = None, run_url: str | N
     # The first screen: verdict, what changed most, the metrics with their noise, the params.
     # Everything after it is detail, mostly in foldouts; sections are independent line lists,
     # so a new one is one more call here.
-    parts += largest_changes(c, shown_base_metrics(c)[0] if shown_base_metrics(c)[1] else {})
+    base, compared = shown_base_metrics(c)
+    parts += largest_changes(c, base if compared else {})
     parts += _contract_section(c)
     parts += _metrics_section(c)
     parts += params_section(c)
