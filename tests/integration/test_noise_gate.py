@@ -51,6 +51,10 @@ def test_one_flipped_row_is_noise_for_the_interval_rule(example: Path, tmp_path:
     assert accuracy["base"] - accuracy["value"] == pytest.approx(1 / 86, abs=1e-4)
     assert accuracy["passed"] is True and "within the allowance or noise" in accuracy["detail"]
     assert verdict["passed"] is True, verdict["summary"]
+    # verdict.json carries the same numbers for machines.
+    assert verdict["flips"] == {"rows": 86, "worse": 1, "better": 0, "p_value": 1.0}
+    assert verdict["intervals"]["accuracy"]["verdict"] == "within noise"
+    assert verdict["noise"] == "both models re-scored"
     assert "rule: interval" in verdict["summary"] and "beyond noise" in verdict["summary"]
     row = next(line for line in text.splitlines() if line.startswith("| accuracy |"))
     assert "within noise" in row

@@ -69,6 +69,10 @@ def write(
         "base": c.base.label,
         "base_sha": c.base.sha,
         "head_sha": c.labels.head.sha,
+        # Each metric's change with its 95% interval, and the rows that flipped (or why none).
+        "intervals": {m: ch.to_dict() for m, ch in c.intervals.items()},
+        "flips": c.flips.to_dict() if c.flips else None,
+        "noise": c.noise_note,
         **(extra or {}),
     }
     files.write_json(out_dir / "verdict.json", verdict)
