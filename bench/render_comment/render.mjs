@@ -30,7 +30,9 @@ const html = execFileSync(
 );
 const css = readFileSync(
   join(here, "node_modules/github-markdown-css", `github-markdown-${theme}.css`), "utf8");
-const mermaid = readFileSync(join(here, "node_modules/mermaid/dist/mermaid.min.js"), "utf8");
+// MERMAID_JS: another mermaid.min.js (e.g. 10.9 or 12.4) to check the charts render there too.
+const mermaid = readFileSync(
+  process.env.MERMAID_JS || join(here, "node_modules/mermaid/dist/mermaid.min.js"), "utf8");
 const background = theme === "dark" ? "#0d1117" : "#ffffff";
 
 const page = `<!doctype html><html><head><meta charset="utf-8"><style>${css}

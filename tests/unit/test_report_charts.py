@@ -248,6 +248,9 @@ def test_every_chart_has_a_legend_and_each_side_keeps_its_colour() -> None:
         assert chart["names"][0].startswith("base") and chart["names"][1].startswith("this branch")
         assert chart["colours"] == [mermaid.BASE_COLOUR, mermaid.HEAD_COLOUR]
     assert charts[0]["names"] == ["base abc1234", "this branch def5678"]
+    # ...and in words under each chart, for Mermaid before 11.17 (no legend drawn there).
+    key = "Orange: base `abc1234`; blue: this branch `def5678`."
+    assert "\n".join(lines).count(key) == 2  # under the ROC charts and the histogram
     for colour in (mermaid.BASE_COLOUR, mermaid.HEAD_COLOUR):
         for background in ("#ffffff", "#0d1117", "#333333"):
             assert contrast(colour, background) >= 3.0, (colour, background)

@@ -195,6 +195,12 @@ def series(side: str, commit: str) -> str:
     return named(side, commit.replace("`", "").split("](")[0].strip("["))
 
 
+def colour_key(base_name: str, head_name: str) -> str:
+    """The legend in words, under a chart: Mermaid before 11.17 parses series names but draws
+    no legend (GitHub Enterprise Server, other viewers)."""
+    return f"Orange: {named('base', base_name)}; blue: {named('this branch', head_name)}."
+
+
 def indistinct(a: Sequence[float] | None, b: Sequence[float] | None) -> bool:
     """Two sampled curves (0-1 axis) less than a pixel of the plot apart on average: the area
     between them is under one pixel's height (a lone spike at one grid point is not a change
@@ -285,6 +291,7 @@ def curve_section(
     out += charts
     out += [
         "",
+        colour_key(base_name, head_name) + " "
         f"Sampled every {1 / (GRID_POINTS - 1):.2f} of the {x_axis}"
         + (" (precision: the best at that recall or more)." if kind == "precision_recall" else ".")
         + (f" {why[0].upper()}{why[1:]}." if flat else ""),

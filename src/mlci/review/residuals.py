@@ -20,7 +20,15 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 
-from mlci.review.mermaid import BASE_COLOUR, HEAD_COLOUR, indistinct, number, series, xychart
+from mlci.review.mermaid import (
+    BASE_COLOUR,
+    HEAD_COLOUR,
+    colour_key,
+    indistinct,
+    number,
+    series,
+    xychart,
+)
 
 BINS = 12
 
@@ -133,7 +141,8 @@ def section(
         x_bands=centres,
         size=(760, 300),  # 12 bin labels need the room: at 520 px they run together
     )
-    out += ["", "A positive residual: the model predicted too low."]
+    key = colour_key(base_name, head_name) if before is not None else ""
+    out += ["", f"{key} A positive residual: the model predicted too low.".strip()]
     out += ["", "**Residuals: the charted numbers**", ""]
     out += [
         "| residual from | to | base share | this branch share | base rows | this branch rows |",
