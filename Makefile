@@ -33,8 +33,9 @@ export UV_COMPILE_BYTECODE := 1
 BASE ?= origin/main
 
 .PHONY: help setup tools run check-params repro test test-fast lint format check-workflows bench clean \
-	pull check-stale report gate pr-check comment verify-release containerize \
-	smoke-test smoke-image push-image check-image test-image sign-image model-card github-release monitor retrain retrain-pr \
+	pull check-stale report gate pr-check comment report-link verify-release containerize \
+	smoke-test smoke-image push-image check-image test-image sign-image model-card github-release \
+	monitor retrain retrain-pr \
 	package serve bench-serve
 
 help: ## list the targets
@@ -133,6 +134,13 @@ comment: ## post REPORT_DIR's report as the one pull-request comment (CI: workfl
 	$(if $(HEAD_SHA),,$(error set HEAD_SHA=<commit the pull-request run built>))
 	PYTHONPATH=src python3 -m mlci.review.comment --dir "$(REPORT_DIR)" --head-sha "$(HEAD_SHA)" \
 		$(if $(RUN_ID),--run-id "$(RUN_ID)") $(if $(DRY_RUN),--dry-run)
+
+# After actions/upload-artifact: its `artifact-url` output, for the comment to link the artifact
+# itself (the poster checks it names an artifact of the triggering run).
+report-link: ## CI: record the uploaded model-report artifact's address (ARTIFACT_URL) in reports/pr-link/
+	$(if $(ARTIFACT_URL),,$(error set ARTIFACT_URL=<actions/upload-artifact's artifact-url output>))
+	mkdir -p reports/pr-link
+	printf '%s\n' "$(ARTIFACT_URL)" > reports/pr-link/artifact-url.txt
 
 check-workflows: setup ## zizmor (pedantic, offline) and JSON-schema checks of .github/
 	$(RUN) zizmor --offline --persona pedantic .github/workflows

@@ -116,6 +116,12 @@ class GateConfig(_Strict):
     must_beat_baseline: list[GateMetric] = Field(default_factory=list)
     # How much better than the baseline, per metric of must_beat_baseline (default 0: better).
     baseline_margin: dict[GateMetric, Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
+    # How `max_regression` is judged: "point" compares the two test-set numbers; "interval"
+    # fails only when the worsening exceeds the allowed amount with 95% confidence (a paired
+    # bootstrap over the test rows, seeded by `seed`), so one flipped row on a small test set
+    # does not fail a pull request.
+    rule: Literal["point", "interval"] = "point"
+    bootstrap_samples: Annotated[int, Field(ge=200, le=100_000)] = 1000
 
     @model_validator(mode="after")
     def _directions(self) -> GateConfig:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from tests.fake_github import (
     run_make_comment,
     write_sample_artifact,
 )
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.skipif(
     shutil.which("openssl") is None or shutil.which("make") is None,
@@ -88,6 +90,44 @@ def test_first_run_posts_one_comment_with_the_marker(fake: FakeGitHub, artifact:
     assert f"[ROC curves (roc.png, PNG)]({RUN_URL})" in body
     assert "![" not in body
     assert fake.bodies(PR) == [body]
+
+
+def test_the_artifact_itself_is_linked_when_the_pipeline_recorded_its_address(
+    fake: FakeGitHub, artifact: Path
+) -> None:
+    """`make report-link` (after upload-artifact) writes artifact-url.txt; the comment job
+    downloads it beside the report: every attachment then links the artifact itself. An
+    address that is not an artifact of the triggering run is ignored (the run is linked)."""
+    artifact_url = f"{RUN_URL}/artifacts/987654"
+    checkout = artifact.parent / "checkout"
+    checkout.mkdir()
+    command = ["make", "--no-print-directory", "-f", str(REPO / "Makefile"), "report-link"]
+    made = subprocess.run(
+        [*command, f"ARTIFACT_URL={artifact_url}"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    written = checkout / "reports/pr-link/artifact-url.txt"
+    shutil.copy2(written, artifact / "artifact-url.txt")  # what the download step does
+    result = run_make_comment(fake, artifact, HEAD)
+    assert result.returncode == 0, result.stderr
+    body = fake.writes[-1].body["body"]
+    assert f"[ROC curves (roc.png, PNG)]({artifact_url})" in body
+    assert f"({RUN_URL})" not in body.replace(f"({artifact_url})", "")
+
+    for wrong in (
+        "https://github.com/other/repo/actions/runs/4242/artifacts/1",
+        f"{RUN_URL.rsplit('/', 1)[0]}/999/artifacts/1",  # another run
+        f"{artifact_url}?x=1",
+        "https://evil.example/artifacts/1",
+    ):
+        (artifact / "artifact-url.txt").write_text(wrong)
+        assert run_make_comment(fake, artifact, HEAD).returncode == 0
+        body = fake.writes[-1].body["body"]
+        assert f"[ROC curves (roc.png, PNG)]({RUN_URL})" in body and wrong not in body
 
 
 def test_second_run_updates_the_same_comment(fake: FakeGitHub, artifact: Path) -> None:

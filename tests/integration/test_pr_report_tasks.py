@@ -88,28 +88,30 @@ def test_param_change_reports_regression_metrics_residuals_and_passes(branch) ->
     assert verdict["passed"] is True and verdict["basis"] == "base", verdict["summary"]
     assert text.startswith("## ✅ Model gate passed")
     for metric in ("rmse", "mae", "r2"):
-        _, base, mine, change, _ = metric_row(text, metric)
+        _, base, mine, change, noise, _ = metric_row(text, metric)
         assert abs(float(mine) - float(base)) < 0.05 * float(base), (metric, base, mine)
-        assert change == "0" or change.endswith(("(better)", "(worse)"))
-    assert metric_row(text, "r2")[4] == "✅"  # max_regression r2: compared with base
+        assert change == "0" or " [" in change  # the change with its 95% interval
+        assert noise in ("unchanged", "within noise", "**better**", "**worse**")
+    assert metric_row(text, "r2")[5] == "✅"  # max_regression r2: compared with base
     assert ("regression", "r2") in checks(verdict, passed=True)
     assert not any(line.startswith(("| accuracy |", "| log_loss |")) for line in text.splitlines())
     assert "Baseline model on this branch: rmse " in text
     assert "| `train.estimator.params.alpha` | `1.0` | `2.0` |" in text
     assert "| target min · median · max | min " in text and "class balance" not in text
-    assert "### Slices (RMSE per value)" in text
+    assert "<details><summary>Slices (RMSE per value): worst " in text
     assert "Confusion" not in text and "ROC" not in text
-    assert "### Permutation importance (drop in R² when a feature is shuffled)" in text
+    assert "<summary>Permutation importance (drop in R² when a feature is shuffled)" in text
 
     # Residuals: a histogram of both sides, and a table with the same numbers.
     lines = text.splitlines()
-    residuals, importance = (parse_xychart(b) for b in mermaid_blocks(text))
-    (_, bars), (_, line) = residuals["plots"]
+    (residuals,) = (parse_xychart(b) for b in mermaid_blocks(text))
+    (_, line), (_, bars) = residuals["plots"]  # base, then this branch: both lines
     rows = table_rows(lines, "| residual from |")
     assert [float(r[3]) for r in rows] == bars and [float(r[2]) for r in rows] == line
     assert sum(int(r[5]) for r in rows) == sum(int(r[4]) for r in rows) == 100  # test rows
     assert "| rows | 100 | 100 |\n| mean residual (bias; 0 is unbiased) |" in text
-    assert importance["x_bands"][:2] == ["age", "bmi"]  # the generated signal's strongest
+    # the generated signal's strongest features first
+    assert [r[0] for r in table_rows(lines, "| feature |")][:2] == ["age", "bmi"]
 
     assert local_links(text) == ["actual_vs_predicted.png", "importance.png"]
     for image in local_links(text):
@@ -133,8 +135,8 @@ def test_a_model_trained_on_a_shuffled_target_fails(branch) -> None:
     assert "re-scored on this branch's test set" in text and verdict["basis"] == "base"
     # ... and the baseline margin (gate.baseline_margin), without any floor at all.
     assert checks(verdict, passed=False) == {("minimum", "r2"), ("baseline", "r2")}
-    _, base, mine, _, mark = metric_row(text, "r2")
-    assert float(base) < 0 and float(mine) < 0.1 and mark == "❌"
+    _, base, mine, _, _, mark = metric_row(text, "r2")
+    assert float(base) < 0 and float(mine) < 0.1 and mark == "❌ floor, vs baseline"
 
 
 def test_a_dropped_feature_is_reported_and_judged_on_absolute_limits(branch) -> None:
@@ -157,7 +159,7 @@ def test_a_dropped_feature_is_reported_and_judged_on_absolute_limits(branch) -> 
     assert verdict["summary"].endswith(ABSOLUTE)
     assert not any(kind == "regression" for kind, _ in checks(verdict))
     assert ("baseline", "r2") in checks(verdict, passed=True)
-    _, base, _, change, mark = metric_row(text, "r2")
+    _, base, _, change, _, mark = metric_row(text, "r2")
     assert base != "—" and change == "not compared" and mark == "✅"
     code, out = gate(repo)
     assert code == 0 and ABSOLUTE in out and "feature(s) removed: `bp`" in out
@@ -197,13 +199,13 @@ def test_a_changed_task_is_reported_and_judged_by_this_branchs_gate(branch) -> N
     assert ("minimum", "f1_macro") in checks(verdict)
     assert not any(kind == "regression" for kind, _ in checks(verdict))
     # Classification sections, with no base numbers of another task beside them.
-    _, base, _, change, _ = metric_row(text, "accuracy")
+    _, base, _, change, _, _ = metric_row(text, "accuracy")
     assert (base, change) == ("—", "—")
     assert "| rmse |" not in text and "### Residuals" not in text
     assert "### Confusion matrix (this branch, test set)" in text and "| high |" in text
     assert "| target | min " in text and "| high 50.0%, low 50.0% |" in text
-    importance = parse_xychart(mermaid_blocks(text)[-1])
-    assert [kind for kind, _ in importance["plots"]] == ["bar"]  # base measured R², not F1
+    rows = table_rows(text.splitlines(), "| feature |")
+    assert {r[1] for r in rows} == {"—"}  # base measured R², not F1: not set beside it
     assert "drop in macro F1" in text
     assert local_links(text) == ["importance.png", "precision_recall.png", "roc.png"]
     assert verdict["passed"] is True, verdict["summary"]
@@ -224,7 +226,8 @@ def test_first_pull_request_against_a_base_without_results(branch) -> None:
     assert "| `gate.minimum.r2` | *(absent)* | `0.5` |" in text  # the one param main added
     assert metric_row(text, "rmse")[1:4] == ["—", metric_row(text, "rmse")[2], "—"]
     residuals = parse_xychart(mermaid_blocks(text)[0])
-    assert [kind for kind, _ in residuals["plots"]] == ["bar"]
+    assert [kind for kind, _ in residuals["plots"]] == ["line"]
+    assert [n.split()[0] for n in residuals["names"]] == ["this"]  # this branch only
     result = run(["mlci", "gate", "--base", "adopted"], repo, **NOT_ACTIONS)
     assert result.stdout.startswith(f"PASSED: all 3 checks {ABSOLUTE}")
     assert f"note: {FIRST_PR}" in result.stdout

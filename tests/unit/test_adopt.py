@@ -198,6 +198,11 @@ def test_dates_constants_and_gappy_columns_are_pointed_out(tmp_path: Path) -> No
     params = yaml.safe_load(edit_params((REPO / "params.yaml").read_text(), plan, "t", settings))
     assert params["validate"]["max_missing_share"] == 0.72  # 'remark': 67% missing, + 0.05
     assert any("'remark' 67%" in line for line in settings)
+    # The noise-aware gate: a drop within the test set's sampling noise does not fail a PR,
+    # even when the template's own params.yaml said otherwise.
+    assert params["gate"]["rule"] == "interval"
+    text = (REPO / "params.yaml").read_text().replace("rule: interval", "rule: point")
+    assert yaml.safe_load(edit_params(text, plan, "t", []))["gate"]["rule"] == "interval"
     adopt.self_check(plan, *rendered(plan))
 
 

@@ -48,6 +48,8 @@ def test_repository_params_load() -> None:
         ("train.estimator.name", "xgboost", "train.estimator.name"),
         ("data.format", "excel", "data.format"),
         ("evaluate.permutation_repeats", 0, "evaluate.permutation_repeats"),
+        ("gate.rule", "bootstrap", "gate.rule"),
+        ("gate.bootstrap_samples", 10, "gate.bootstrap_samples"),
     ],
 )
 def test_wrong_type_or_range_is_named(path: str, value: object, expected: str) -> None:
@@ -55,6 +57,14 @@ def test_wrong_type_or_range_is_named(path: str, value: object, expected: str) -
         parse_params(with_change(path, value))
     assert expected in str(err.value)
     assert repr(value) in str(err.value)
+
+
+def test_the_example_judges_regressions_on_the_interval() -> None:
+    assert parse_params(BASE).gate.rule == "interval"
+    raw = with_change("gate.rule", "point")
+    assert parse_params(raw).gate.rule == "point"
+    del raw["gate"]["rule"]
+    assert parse_params(raw).gate.rule == "point"  # without the key: today's rule
 
 
 def test_unknown_key_is_rejected() -> None:

@@ -40,12 +40,15 @@ def parse_xychart(block: str) -> dict:
             out["x_bands"] = re.findall(r'"([^"]*)"', m.group(2))
         elif m := re.fullmatch(rf"    ([xy])-axis ({STRING}) ({NUMBER}) --> ({NUMBER})", line):
             out[f"{m.group(1)}_range"] = (float(m.group(3)), float(m.group(4)))
-        elif m := re.fullmatch(rf"    (line|bar) \[((?:{NUMBER}, )*{NUMBER})\]", line):
-            out["plots"].append((m.group(1), [float(v) for v in m.group(2).split(", ")]))
+        elif m := re.fullmatch(rf"    (line|bar) ({STRING}) \[((?:{NUMBER}, )*{NUMBER})\]", line):
+            # Every series is named: Mermaid draws the names as the chart's legend.
+            out["plots"].append((m.group(1), [float(v) for v in m.group(3).split(", ")]))
+            out.setdefault("names", []).append(m.group(2).strip('"'))
         else:
             raise AssertionError(f"not xychart syntax the report should emit: {line!r}")
     palette = config["themeVariables"]["xyChart"]["plotColorPalette"].split(", ")
     assert len(palette) == len(out["plots"]), "one colour per plot, in drawing order"
+    out["colours"] = palette
     return out
 
 
@@ -124,7 +127,8 @@ def test_a_class_missing_on_one_side_gets_one_line_and_a_dash() -> None:
     lines = curve_section("roc", base, current)
     charts = [parse_xychart(b) for b in mermaid_blocks(lines)]
     assert [len(c["plots"]) for c in charts] == [2, 2, 1]
-    assert charts[2]["config"]["themeVariables"]["xyChart"]["plotColorPalette"] == "#1f77b4"
+    assert charts[2]["colours"] == [mermaid.HEAD_COLOUR]
+    assert charts[2]["names"] == ["this branch"]
     assert table_rows(lines, "| class |")[2][1] == "—"
     assert table_rows(lines, "| false positive rate |")[0][5] == "—"
 
@@ -154,8 +158,9 @@ AWKWARD = [
 
 def test_awkward_class_names_cannot_break_the_chart_or_the_tables() -> None:
     data = curves(len(AWKWARD), 7, names=AWKWARD)
+    other = curves(len(AWKWARD), 8, names=AWKWARD)
     for kind in mermaid.KINDS:
-        lines = curve_section(kind, data[kind], data[kind])
+        lines = curve_section(kind, other[kind], data[kind])
         text = "\n".join(lines)
         assert len(mermaid_blocks(lines)) == mermaid.MAX_CLASSES
         for block in mermaid_blocks(lines):
@@ -185,29 +190,97 @@ def importance(values: dict[str, float]) -> pd.DataFrame:
     return pd.DataFrame({"feature": list(values), "importance": list(values.values())})
 
 
-def test_importance_chart_has_bars_for_this_branch_and_a_base_line() -> None:
-    cur = importance({"b: [x]": 0.3, 'a "q"': 0.1, "c": -0.02})
+def test_importance_is_a_table_sorted_by_this_branch_with_the_change() -> None:
+    cur = importance({"c": -0.02, 'a "q"': 0.1, "b: [x]": 0.3})
     base = importance({"b: [x]": 0.2, 'a "q"': 0.15, "c": 0.01})
     lines = importance_section(base, cur, "`b`", "`h`")
-    (block,) = mermaid_blocks(lines)
-    chart = parse_xychart(block)
-    assert chart["horizontal"] and chart["x_bands"] == ["b: [x]", "a 'q'", "c"]
-    assert chart["plots"] == [("bar", [0.3, 0.1, 0.0]), ("line", [0.2, 0.15, 0.01])]
-    assert chart["y_range"][0] == 0.0 and chart["y_range"][1] >= 0.3
+    assert mermaid_blocks(lines) == []  # a table, not a zig-zag line over unordered features
     rows = table_rows(lines, "| feature |")
-    assert rows[0] == ["b: \\[x\\]", "0.2000", "0.3000", "+0.1000"]
-    assert rows[2] == ["c", "0.0100", "-0.0200", "-0.0300"]
-    assert "drawn as 0" in "\n".join(lines)
+    assert [r[0] for r in rows] == ["b: \\[x\\]", 'a "q"', "c"]  # this branch's order
+    assert rows[0][:4] == ["b: \\[x\\]", "0.200", "0.300", "+0.100"]
+    assert rows[2][:4] == ["c", "0.010", "-0.020", "-0.030"]
+    assert rows[0][4] == "█" * 10 and rows[2][4] == ""
+    # The foldout's summary names the largest change.
+    assert "largest change b: [x] 0.200 → 0.300" in lines[1]  # HTML: no markdown escapes
 
 
 def test_importance_without_base_and_with_many_features() -> None:
     cur = importance({f"f{i}": 1.0 / (i + 1) for i in range(40)})
     lines = importance_section(None, cur)
-    chart = parse_xychart(mermaid_blocks(lines)[0])
-    assert [k for k, _ in chart["plots"]] == ["bar"]
-    assert len(chart["x_bands"]) == mermaid.MAX_FEATURES
+    rows = table_rows(lines, "| feature |")
+    assert len(rows) == mermaid.MAX_FEATURES and all(r[1] == "—" for r in rows)
     assert "25 less important feature(s) not shown." in lines
     assert importance_section(None, None) == [] and curve_section("roc", {}, {}) == []
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two #rrggbb colours."""
+
+    def luminance(colour: str) -> float:
+        rgb = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_every_chart_has_a_legend_and_each_side_keeps_its_colour() -> None:
+    """Curves and residuals: every series named after its side (the legend), base always in the
+    base colour and this branch in its own, each at least 3:1 against GitHub's light page, its
+    dark page and Mermaid's dark panel."""
+    from mlci.review import residuals
+
+    data_b, data_h = curves(3, 1), curves(3, 2)
+    rng = np.random.default_rng(0)
+    actual = rng.normal(150, 30, 200)
+    res_b = pd.DataFrame({"actual": actual, "predicted": actual + rng.normal(0, 9, 200)})
+    res_h = pd.DataFrame({"actual": actual, "predicted": actual + rng.normal(0, 25, 200)})
+    lines = [
+        *curve_section("roc", data_b["roc"], data_h["roc"], "`abc1234`", "`def5678`"),
+        *curve_section("precision_recall", data_b["precision_recall"], data_h["precision_recall"]),
+        *residuals.section(res_b, res_h, "`abc1234`", "`def5678`"),
+    ]
+    charts = [parse_xychart(b) for b in mermaid_blocks(lines)]
+    assert len(charts) == 7
+    for chart in charts:
+        assert len(chart["names"]) == 2
+        assert chart["names"][0].startswith("base") and chart["names"][1].startswith("this branch")
+        assert chart["colours"] == [mermaid.BASE_COLOUR, mermaid.HEAD_COLOUR]
+    assert charts[0]["names"] == ["base abc1234", "this branch def5678"]
+    # ...and in words under each chart, for Mermaid before 11.17 (no legend drawn there).
+    key = "Orange: base `abc1234`; blue: this branch `def5678`."
+    assert "\n".join(lines).count(key) == 2  # under the ROC charts and the histogram
+    for colour in (mermaid.BASE_COLOUR, mermaid.HEAD_COLOUR):
+        for background in ("#ffffff", "#0d1117", "#333333"):
+            assert contrast(colour, background) >= 3.0, (colour, background)
+    assert contrast(mermaid.BASE_COLOUR, mermaid.HEAD_COLOUR) > 1.0
+
+
+def perfect(classes: list[str], wobble: float = 0.0) -> dict[str, pd.DataFrame]:
+    """ROC points of a (nearly) perfect classifier: straight up the left edge."""
+    return {
+        c: pd.DataFrame({"fpr": [0.0, 0.0, wobble, 1.0], "tpr": [0.0, 1.0 - wobble, 1.0, 1.0]})
+        for c in classes
+    }
+
+
+def test_saturated_or_indistinguishable_curves_become_one_line_of_text() -> None:
+    classes = ["Adelie", "Chinstrap", "Gentoo"]
+    lines = curve_section("roc", perfect(classes), perfect(classes, 0.0004))
+    assert mermaid_blocks(lines) == []
+    text = "\n".join(lines).strip()
+    assert len(text.splitlines()) == 1 and "not charted" in text and "0.999" in text
+
+    # Below saturation but within a pixel of each other (1/224 of the axis): not drawn either.
+    assert mermaid.indistinct([0.5, 0.9, 1.0], [0.5, 0.9 + 1 / 300, 1.0])
+    assert not mermaid.indistinct([0.5, 0.9, 1.0], [0.5, 0.9 + 1 / 50, 1.0])
+    # A class whose curves moved is charted; the flat ones are named in one sentence.
+    moved = perfect(classes)
+    moved["Chinstrap"] = pd.DataFrame({"fpr": [0.0, 0.0, 0.3, 1.0], "tpr": [0.0, 0.5, 0.9, 1.0]})
+    lines = curve_section("roc", perfect(classes), moved)
+    assert len(mermaid_blocks(lines)) == 1 and "**Chinstrap**" in lines
+    assert "not charted for adelie, gentoo" in "\n".join(lines).lower()
 
 
 def test_png_charts_use_only_the_names_the_report_may_link(tmp_path: Path) -> None:
@@ -245,8 +318,6 @@ def test_png_charts_use_only_the_names_the_report_may_link(tmp_path: Path) -> No
 def test_importance_names_the_metric_that_dropped() -> None:
     cur = importance({"age": 1.2, "bmi": 0.7})
     lines = importance_section(None, cur, metric=mermaid.primary_name({"primary": "r2"}))
-    assert "### Permutation importance (drop in R² when a feature is shuffled)" in lines
-    assert parse_xychart(mermaid_blocks(lines)[0])["plots"] == [("bar", [1.2, 0.7])]
-    assert '"drop in R²"' in mermaid_blocks(lines)[0]
+    assert "Permutation importance (drop in R² when a feature is shuffled)" in lines[1]
     assert mermaid.primary_name({"task": "regression"}) == "R²"
     assert mermaid.primary_name(None) == mermaid.primary_name({"primary": "f1_macro"}) == "macro F1"

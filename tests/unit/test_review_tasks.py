@@ -39,7 +39,10 @@ def failed(verdict: gate.Verdict) -> set[tuple[str, str | None]]:
 def test_an_equal_regression_model_passes_against_base() -> None:
     verdict = gate.decide(CFG, REGRESSION, REGRESSION)
     assert verdict.passed and verdict.basis == "base"
-    assert verdict.summary == "PASSED: all 7 checks"
+    assert (
+        verdict.summary
+        == "PASSED: all 7 checks; regressions judged by gate.rule: point, on the test-set numbers"
+    )
     assert {c.kind for c in verdict.checks} == {"minimum", "maximum", "regression", "baseline"}
 
 
@@ -151,8 +154,10 @@ def test_residual_histogram_has_a_table_of_the_same_numbers() -> None:
     (block,) = mermaid_blocks(lines)
     chart = parse_xychart(block)
     assert len(chart["x_bands"]) == residuals.BINS
-    (k1, bars), (k2, line) = chart["plots"]
-    assert (k1, k2) == ("bar", "line")
+    # Both sides as lines (a bar series would hide the other), base first; legend names them.
+    (k1, line), (k2, bars) = chart["plots"]
+    assert (k1, k2) == ("line", "line")
+    assert [n.split()[0] for n in chart["names"]] == ["base", "this"]
     rows = table_rows(lines, "| residual from |")
     assert [float(r[3]) for r in rows] == bars and [float(r[2]) for r in rows] == line
     assert sum(int(r[5]) for r in rows) == 200 and sum(int(r[4]) for r in rows) == 150
@@ -167,8 +172,7 @@ def test_residual_histogram_has_a_table_of_the_same_numbers() -> None:
 def test_residuals_without_base_or_data() -> None:
     lines = residuals.section(None, frame(np.full(10, 2.5)))
     chart = parse_xychart(mermaid_blocks(lines)[0])
-    assert [k for k, _ in chart["plots"]] == ["bar"]
-    assert "grey line" not in "\n".join(lines)
+    assert [k for k, _ in chart["plots"]] == ["line"] and chart["names"] == ["this branch"]
     assert residuals.section(None, None) == []
     assert residuals.section(None, pd.DataFrame({"x": [1]})) == []
     assert residuals.digits(50.0) == 0 and residuals.digits(0.05) == 3

@@ -1,4 +1,5 @@
-"""PNG plots for the workflow artifact: base (dashed, grey) against this branch (solid, blue).
+"""PNG plots for the workflow artifact: base (dashed, orange) against this branch (solid, blue),
+the same colours as the comment's Mermaid charts (``mermaid.BASE_COLOUR`` / ``HEAD_COLOUR``).
 
 Classification: ROC and precision-recall curves; regression: actual against predicted; both:
 permutation importance, labelled with the metric whose drop it measures.
@@ -19,7 +20,7 @@ matplotlib.use("Agg")  # no display on CI runners
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from mlci.review.mermaid import primary_name
+from mlci.review.mermaid import BASE_COLOUR, HEAD_COLOUR, primary_name
 
 if TYPE_CHECKING:
     from mlci.review.sides import Side
@@ -42,10 +43,10 @@ def _curves(base: Side, current: Side, name: str, path: Path) -> bool:
     fig, axes = plt.subplots(1, len(classes), figsize=(4 * len(classes), 3.6), squeeze=False)
     for ax, cls in zip(axes[0], classes, strict=True):
         drawn = False
-        for side, style in ((base, "--"), (current, "-")):
+        for side, style, colour in ((base, "--", BASE_COLOUR), (current, "-", HEAD_COLOUR)):
             frame = side.curves.get(name, {}).get(cls)
             if frame is not None and not frame.empty and {x, y} <= set(frame.columns):
-                ax.plot(frame[x], frame[y], style, label=side.label)
+                ax.plot(frame[x], frame[y], style, color=colour, label=side.label)
                 drawn = True
         ax.set_title(str(cls))
         ax.set_xlabel(x)
@@ -69,11 +70,17 @@ def _importance(base: Side, current: Side, path: Path) -> bool:
     features = list(cur.sort_values().index)
     fig, ax = plt.subplots(figsize=(6, 0.45 * len(features) + 1.2))
     positions = range(len(features))
-    ax.barh([p + 0.2 for p in positions], cur.reindex(features), height=0.4, label=current.label)
+    ax.barh(
+        [p + 0.2 for p in positions],
+        cur.reindex(features),
+        height=0.4,
+        color=HEAD_COLOUR,
+        label=current.label,
+    )
     # Another task's importance measured another metric's drop: not set beside this one.
     if base.importance is not None and primary_name(base.metrics) == metric:
         b = base.importance.set_index("feature")["importance"].reindex(features)
-        ax.barh([p - 0.2 for p in positions], b, height=0.4, label=base.label, alpha=0.6)
+        ax.barh([p - 0.2 for p in positions], b, height=0.4, color=BASE_COLOUR, label=base.label)
     ax.set_yticks(list(positions), [str(f) for f in features])
     ax.set_xlabel(f"permutation importance (drop in {metric})")
     ax.legend(fontsize=8)
@@ -98,8 +105,10 @@ def _actual_vs_predicted(base: Side, current: Side, path: Path) -> bool:
     old = _numeric(base.residuals)
     fig, ax = plt.subplots(figsize=(5, 5))
     if old is not None:
-        ax.scatter(old["actual"], old["predicted"], s=10, marker="x", c="#9e9e9e", label=base.label)
-    ax.scatter(cur["actual"], cur["predicted"], s=10, c="#1f77b4", label=current.label)
+        ax.scatter(
+            old["actual"], old["predicted"], s=10, marker="x", c=BASE_COLOUR, label=base.label
+        )
+    ax.scatter(cur["actual"], cur["predicted"], s=10, c=HEAD_COLOUR, label=current.label)
     both = pd.concat([cur, *([] if old is None else [old])])
     lo, hi = float(both.min().min()), float(both.max().max())
     ax.plot([lo, hi], [lo, hi], "k--", linewidth=1, label="predicted = actual")

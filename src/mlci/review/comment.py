@@ -11,7 +11,9 @@ that a pull request's code made. So:
   definitions, autolinks, bare URLs, HTML ``src``/``href``/... attributes) must be an in-page
   anchor, an https link to the GitHub server itself, or a declared attachment; anything else
   refuses the whole comment. Attachments are not shown inline (nothing is uploaded anywhere):
-  their references become links to the workflow run, whose artifact holds them;
+  their references become links to the ``model-report`` artifact itself when the pipeline
+  recorded its address (``artifact-url.txt``, checked to be an artifact of the triggering run),
+  else to the workflow run, whose artifact holds them;
 * the pull request named in ``pr.json`` must currently have the head commit the triggering run
   built; if a newer push moved it, nothing is posted (that push has its own run) and the exit
   code is 0;
@@ -44,7 +46,13 @@ import urllib.parse
 from pathlib import Path
 
 from mlci.github_api import ApiError, GitHub, ssl_context
-from mlci.review.comment_artifact import SHA, ArtifactError, read_pr, read_report
+from mlci.review.comment_artifact import (
+    SHA,
+    ArtifactError,
+    read_artifact_url,
+    read_pr,
+    read_report,
+)
 from mlci.review.comment_body import MARKER, build_body
 from mlci.review.comment_links import LinkPolicy
 
@@ -86,7 +94,8 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
             run_url = f"{server}/{repo}/actions/runs/{args.run_id}"
         else:
             run_url = f"{server}/{repo}/pull/{pr.number}/checks"
-        policy = LinkPolicy(host, port, frozenset(pr.attachments), run_url)
+        artifact_url = read_artifact_url(folder, server, repo, args.run_id)
+        policy = LinkPolicy(host, port, frozenset(pr.attachments), run_url, artifact_url)
         body = build_body(read_report(folder), policy)
     except ArtifactError as err:
         return _fail(f"refusing to comment: {err}", 2)

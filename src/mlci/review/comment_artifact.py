@@ -110,6 +110,24 @@ def read_pr(folder: Path) -> PullRequestInfo:
     return PullRequestInfo(number, head, names)
 
 
+ARTIFACT_URL_FILE = "artifact-url.txt"  # written by the pipeline after uploading the artifact
+
+
+def read_artifact_url(folder: Path, server: str, repo: str, run_id: str) -> str | None:
+    """The ``model-report`` artifact's own address, if the pipeline recorded it (the
+    ``artifact-url`` output of actions/upload-artifact, in ``artifact-url.txt``); it must be an
+    artifact of the triggering run on this server, or it is ignored (None: link the run)."""
+    if not run_id:
+        return None
+    try:
+        raw = _read_inside(folder, ARTIFACT_URL_FILE, 1024, "artifact file")
+    except ArtifactError:
+        return None
+    url = raw.decode("utf-8", "replace").strip()
+    run = f"{re.escape(server)}/{re.escape(repo)}/actions/runs/{re.escape(run_id)}"
+    return url if re.fullmatch(rf"{run}/artifacts/[0-9]{{1,20}}", url) else None
+
+
 def read_report(folder: Path) -> str:
     raw = _read_inside(folder, "report.md", MAX_REPORT_BYTES, "artifact file")
     try:

@@ -38,12 +38,18 @@ class Reference:
 @dataclass(frozen=True)
 class LinkPolicy:
     """Where references may point: in-page anchors, https on the GitHub server's host, and the
-    declared attachments (which are rewritten to ``run_url``)."""
+    declared attachments (which are rewritten to ``artifact_url``, the ``model-report``
+    artifact itself, when known; else to ``run_url``, the workflow run holding it)."""
 
     host: str
     port: int | None
     attachments: frozenset[str]
     run_url: str
+    artifact_url: str | None = None
+
+    @property
+    def attachment_url(self) -> str:
+        return self.artifact_url or self.run_url
 
 
 _ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
@@ -222,7 +228,7 @@ def rewrite_report(text: str, policy: LinkPolicy) -> str:
         name = check(ref)
         if name is None:
             continue
-        edits.append((pos, end, policy.run_url))
+        edits.append((pos, end, policy.attachment_url))
         if image:
             assert opener is not None
             alt = text[opener + 1 : close].strip()
@@ -235,7 +241,7 @@ def rewrite_report(text: str, policy: LinkPolicy) -> str:
         ref = Reference("reference definition", match.group(2), match.start(2), match.end(2))
         if check(ref) is not None:
             attachment_labels.add(_label(match.group(1)))
-            edits.append((ref.start, ref.end, policy.run_url))
+            edits.append((ref.start, ref.end, policy.attachment_url))
     if attachment_labels:
         for match in re.finditer(r"!\[", text):
             bang = match.start()
@@ -274,7 +280,7 @@ def rewrite_report(text: str, policy: LinkPolicy) -> str:
                 alt = html.unescape(_unquote_attribute(alt_match.group(1))[0]) if alt_match else ""
                 alt = re.sub(r"[\[\]\\\n<>]", " ", alt).strip()
                 label = f"{alt} ({name}, PNG)" if alt else f"{name} (PNG)"
-                edits.append((tag.start(), tag.end(), f"[{label}]({policy.run_url})"))
+                edits.append((tag.start(), tag.end(), f"[{label}]({policy.attachment_url})"))
                 replaced.add(start)
     for attribute in _ATTRIBUTE.finditer(text):
         kind = f"HTML {attribute.group(1).lower()}"
@@ -293,7 +299,7 @@ def rewrite_report(text: str, policy: LinkPolicy) -> str:
         if check(Reference(kind, value, start, start + len(value))) is None:
             continue
         if start not in replaced:
-            edits.append((start, start + len(value), html.escape(policy.run_url)))
+            edits.append((start, start + len(value), html.escape(policy.attachment_url)))
 
     return _apply(text, edits)
 

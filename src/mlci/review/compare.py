@@ -17,7 +17,8 @@ import pandas as pd
 from mlci import history, paths
 from mlci.config import GateConfig, load_params, parse_params
 from mlci.errors import UserError
-from mlci.review import contracts, gate
+from mlci.review import contracts, gate, noise
+from mlci.review.paired import paired
 from mlci.review.revisions import Revisions, revisions
 from mlci.review.sides import Side, base_side, current_side
 
@@ -32,6 +33,10 @@ class Comparison:
     notes: list[str]
     revisions: Revisions | None = None  # how to label the two commits
     contract_changes: list[str] = field(default_factory=list)  # base → this branch
+    # Each metric's change with its 95% paired-bootstrap interval; the rows that flipped.
+    intervals: dict[str, noise.Change] = field(default_factory=dict)
+    flips: noise.Flips | None = None
+    noise_note: str = ""  # how the rows were scored, or why there is no noise estimate
 
     @property
     def labels(self) -> Revisions:
@@ -62,11 +67,37 @@ def compare(ref: str, stale: dict[str, list[str]] | None = None) -> Comparison:
         notes.append(cfg_note)
     if stale is None:
         stale = history.stale_stages()
+    changes_, flipped, how = with_noise(base, current, cfg) if base_metrics else ({}, None, "")
     verdict = gate.decide(
-        cfg, current.metrics, base_metrics, current.validation, stale, notes, absolute
+        cfg, current.metrics, base_metrics, current.validation, stale, notes, absolute, changes_
     )
     labels = revisions(ref, base.sha, current.sha)
-    return Comparison(base, current, base_metrics, cfg, verdict, verdict.notes, labels, changes)
+    return Comparison(
+        base,
+        current,
+        base_metrics,
+        cfg,
+        verdict,
+        verdict.notes,
+        labels,
+        changes,
+        changes_,
+        flipped,
+        how,
+    )
+
+
+def with_noise(
+    base: Side, current: Side, cfg: GateConfig
+) -> tuple[dict[str, noise.Change], noise.Flips | None, str]:
+    """The paired bootstrap of every metric and the flipped rows, or why there are none."""
+    found = paired(base, current)
+    if isinstance(found, str):
+        return {}, None, f"no noise estimate: {found}"
+    seed = (current.params or {}).get("seed", 0)
+    seed = seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0
+    changes = noise.compare(found.base, found.head, seed, cfg.bootstrap_samples)
+    return changes, noise.flips(found.base, found.head), found.source
 
 
 def comparable_base_metrics(base: Side, current: Side) -> tuple[dict | None, str | None]:

@@ -3,7 +3,7 @@
 Fails when the results are stale, the data broke the contract, a metric is below its floor (or
 above its ceiling), a metric regressed against the base branch by more than allowed, or the
 model does not beat the baseline. Thresholds come from ``params.yaml`` ``gate:``; a metric's
-direction (higher or lower is better) from ``mlci.config.LOWER_IS_BETTER``, so the same checks
+direction (higher or lower is better) from ``mlci.tasks.LOWER_IS_BETTER``, so the same checks
 serve classification (accuracy, log loss, ...) and regression (rmse, mae, r2).
 
 Without a base to compare with (no base results yet, or a base whose contract differs), the
@@ -15,7 +15,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mlci.config import LOWER_IS_BETTER, GateConfig
+from mlci import paths
+from mlci.config import GateConfig
+from mlci.review.noise import Change
+from mlci.tasks import LOWER_IS_BETTER
 
 EPS = 1e-9
 FIRST_PR = "first pull request: no base results, the gate used absolute limits and the baseline"
@@ -67,9 +70,12 @@ def decide(
     stale: dict[str, list[str]] | None = None,
     notes: list[str] | None = None,
     absolute: str | None = None,
+    noise: dict[str, Change] | None = None,
 ) -> Verdict:
     """``current``/``base`` are parsed ``reports/metrics.json`` files; ``base`` None: nothing
-    to compare with, for the reason ``absolute`` (default: the base has no results yet)."""
+    to compare with, for the reason ``absolute`` (default: the base has no results yet).
+    ``noise``: each metric's change with its interval (:mod:`mlci.review.noise`), which
+    ``cfg.rule == "interval"`` judges ``max_regression`` on."""
     checks: list[Check] = []
     notes = list(notes or [])
     if not base or "model" not in base:
@@ -81,8 +87,9 @@ def decide(
                 "stale",
                 None,
                 False,
-                f"committed results are stale: {stages}. Run `make run`, then commit "
-                "dvc.lock and reports/ (and `dvc push` if you use a remote)",
+                f"committed results are stale: {stages}. Run `make run`, then "
+                f"`{paths.commit_command('Update results')}` (and `dvc push` if you use a "
+                "remote)",
             )
         )
     if validation is not None and not validation.get("valid", False):
@@ -111,8 +118,9 @@ def decide(
         )
     if base and "model" in base:
         for metric, allowed in cfg.max_regression.items():
+            change = (noise or {}).get(metric) if cfg.rule == "interval" else None
             checks.append(
-                _regression(metric, model.get(metric), base["model"].get(metric), allowed)
+                _regression(metric, model.get(metric), base["model"].get(metric), allowed, change)
             )
     baseline = current.get("baseline", {})
     for metric in cfg.must_beat_baseline:
@@ -140,14 +148,34 @@ def decide(
                 ref,
             )
         )
-    return _verdict(checks, notes, base)
+    return _verdict(checks, notes, base, _rule_words(cfg, base, noise))
 
 
-def _regression(metric: str, value: float | None, base: float | None, allowed: float) -> Check:
+def _rule_words(cfg: GateConfig, base: dict[str, Any] | None, noise: dict | None) -> str | None:
+    """Which rule judged max_regression, for the verdict line (None: no such check ran)."""
+    if not cfg.max_regression or not base or "model" not in base:
+        return None
+    if cfg.rule == "point":
+        return "regressions judged by gate.rule: point, on the test-set numbers"
+    if not noise:
+        return (
+            "regressions judged by gate.rule: interval, but with no paired scores: on the "
+            "test-set numbers"
+        )
+    return "regressions judged by gate.rule: interval, only beyond noise (95% interval)"
+
+
+def _regression(
+    metric: str,
+    value: float | None,
+    base: float | None,
+    allowed: float,
+    noise: Change | None = None,
+) -> Check:
     if value is None or base is None:
         return Check("regression", metric, False, f"{metric} missing on one side", value, allowed)
-    worse_by = value - base if metric in LOWER_IS_BETTER else base - value
-    ok = worse_by <= allowed + EPS
+    lower = metric in LOWER_IS_BETTER
+    worse_by = value - base if lower else base - value
     change = value - base
     word = "rose" if change > 0 else "fell"
     detail = (
@@ -156,10 +184,24 @@ def _regression(metric: str, value: float | None, base: float | None, allowed: f
         if abs(change) > EPS
         else f"{metric} unchanged at {_f(value)}"
     )
+    if noise is not None:
+        # The least worsening the 95% interval allows: fail only when even that is too much.
+        worse_by = noise.low if lower else -noise.high
+        detail += f"; 95% interval of the change [{noise.low:+.4f}, {noise.high:+.4f}]: " + (
+            "worse beyond the allowance"
+            if worse_by > allowed + EPS
+            else "within the allowance or noise"
+        )
+    ok = worse_by <= allowed + EPS
     return Check("regression", metric, ok, detail, value, allowed, base)
 
 
-def _verdict(checks: list[Check], notes: list[str], base: dict[str, Any] | None) -> Verdict:
+def _verdict(
+    checks: list[Check],
+    notes: list[str],
+    base: dict[str, Any] | None,
+    rule: str | None = None,
+) -> Verdict:
     compared = bool(base and "model" in base)
     failed = [c for c in checks if not c.passed]
     if failed:
@@ -169,6 +211,8 @@ def _verdict(checks: list[Check], notes: list[str], base: dict[str, Any] | None)
         summary = f"PASSED: all {len(checks)} checks"
     if not compared:  # the headline itself says the verdict did not compare with base
         summary += f" ({ABSOLUTE})"
+    elif rule:  # the headline names the rule that judged the regressions
+        summary += f"; {rule}"
     return Verdict(not failed, summary, checks, notes, "base" if compared else "absolute")
 
 

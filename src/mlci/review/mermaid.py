@@ -5,8 +5,11 @@ itself. GitHub renders ```` ```mermaid ```` blocks in comments; ``xychart-beta``
 10.5 or newer (github.com is newer; an older GitHub Enterprise Server or another viewer shows the
 block as source). So every chart comes with a markdown table of its numbers, and the charts use
 only the plainest syntax: no title (written in markdown instead), quoted axis labels, numbers
-without exponents, colours set with the long-standing ``%%{init}%%`` directive. ``xychart`` has
-no legend, so the caption says which colour is which side.
+without exponents, colours set with the long-standing ``%%{init}%%`` directive. Every series is
+named (``line "base abc1234" [...]``), which Mermaid 11.17+ draws as a legend (10.9+ parse it).
+Base and this branch keep one colour each in every chart, both at least 3:1 against GitHub's
+light page and Mermaid's dark panel. A chart whose two series cannot be told apart (saturated
+curves, or curves within a pixel) is not drawn: one line of text says so.
 
 Functions here take plain data (pandas frames of curve points, importance tables) and return
 markdown lines; they know nothing about git or the report.
@@ -14,6 +17,7 @@ markdown lines; they know nothing about git or the report.
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -22,14 +26,19 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-BASE_COLOUR = "#9e9e9e"  # grey
-HEAD_COLOUR = "#1f77b4"  # blue
+from mlci import tasks
+
+# Contrast (WCAG) against white / #0d1117 / Mermaid's dark panel #333: base 3.5 / 5.4 / 3.6,
+# this branch 3.8 / 5.1 / 3.4; orange and blue stay apart for red-green colour blindness.
+BASE_COLOUR = "#e36209"  # orange
+HEAD_COLOUR = "#2f81f7"  # blue
+PLOT_PIXELS = 224  # the plot area's height in a 300 px chart: the smallest visible difference
+SATURATED = 0.999  # both areas at least this: the curves hug the corner, nothing to see
 GRID_POINTS = 21  # curves are sampled every 0.05 of their x axis
 MAX_CLASSES = 6  # curve charts per curve kind; the rest only get their area in the table
 MAX_FEATURES = 15
 MAX_LABEL = 40
 # What permutation importance measures the drop of, by the metrics file's "primary" metric.
-PRIMARY_NAMES = {"f1_macro": "macro F1", "r2": "R²"}
 
 # kind: (x column, y column, heading, x axis label, y axis label, summary name)
 KINDS = {
@@ -144,7 +153,7 @@ def curve_area(kind: str, frame: pd.DataFrame | None) -> float | None:
 
 
 def xychart(
-    plots: Sequence[tuple[str, Sequence[float]]],
+    plots: Sequence[tuple[str, str, Sequence[float]]],
     colours: Sequence[str],
     x_axis: str,
     y_axis: str,
@@ -154,7 +163,8 @@ def xychart(
     horizontal: bool = False,
     size: tuple[int, int] = (520, 300),
 ) -> list[str]:
-    """One ```` ```mermaid ```` block. ``plots``: ("line" | "bar", values) in drawing order."""
+    """One ```` ```mermaid ```` block. ``plots``: ("line" | "bar", series name, values) in
+    drawing order; the names make the legend."""
     init = {
         "xyChart": {"width": size[0], "height": size[1]},
         "themeVariables": {"xyChart": {"plotColorPalette": ", ".join(colours)}},
@@ -171,14 +181,40 @@ def xychart(
         f"    {x}",
         f"    y-axis {label(y_axis)} {number(y_range[0], 2)} --> {number(y_range[1], 2)}",
     ]
-    for kind, values in plots:
-        lines.append(f"    {kind} [{', '.join(number(v) for v in values)}]")
+    for kind, name, values in plots:
+        lines.append(f"    {kind} {label(name)} [{', '.join(number(v) for v in values)}]")
     return [*lines, "```"]
 
 
 def named(side: str, commit: str) -> str:
     """A side's name in a caption, with its commit when known."""
     return f"{side} {commit}" if commit else side
+
+
+def series(side: str, commit: str) -> str:
+    """A side's name in a legend: plain text (the legend renders no markdown)."""
+    return named(side, commit.replace("`", "").split("](")[0].strip("["))
+
+
+def colour_key(base_name: str, head_name: str) -> str:
+    """The legend in words, under a chart: Mermaid before 11.17 parses series names but draws
+    no legend (GitHub Enterprise Server, other viewers)."""
+    return f"Orange: {named('base', base_name)}; blue: {named('this branch', head_name)}."
+
+
+def indistinct(a: Sequence[float] | None, b: Sequence[float] | None) -> bool:
+    """Two sampled curves (0-1 axis) less than a pixel of the plot apart on average: the area
+    between them is under one pixel's height (a lone spike at one grid point is not a change
+    a reader can see, and says nothing the area table does not)."""
+    if a is None or b is None:
+        return False
+    gaps = [abs(p - q) for p, q in zip(a, b, strict=True)]
+    return sum(gaps) / max(len(gaps), 1) < 1 / PLOT_PIXELS
+
+
+def html_text(value: object) -> str:
+    """Text for a <details> summary: HTML, where markdown escapes would show as backslashes."""
+    return html.escape(_CONTROL.sub(" ", str(value))).replace("](", "] (")
 
 
 def _pick_classes(kind: str, base: dict, current: dict) -> tuple[list[str], list[str]]:
@@ -220,20 +256,46 @@ def curve_section(
         )
     shown, left_out = _pick_classes(kind, base, current)
     sampler = SAMPLERS[kind]
+    flat: list[str] = []
+    moved: list[tuple[float, str]] = []  # the flat classes' area changes, for the one line
+    charts: list[str] = []
     columns: list[tuple[str, list[float]]] = []
     for cls in shown:
         b, a = sampler(base.get(cls)), sampler(current.get(cls))
-        plots = [("line", v) for v in (b, a) if v is not None]
+        area_b, area_a = curve_area(kind, base.get(cls)), curve_area(kind, current.get(cls))
+        saturated = min(area_a or 0, area_b or 0) >= SATURATED
+        if saturated or indistinct(a, b):
+            flat.append(cell(cls))
+            if area_a is not None and area_b is not None:
+                text = f"{cell(cls)} {number(area_b, 4)} → {number(area_a, 4)}"
+                moved.append((abs(area_a - area_b), text))
+            continue
+        plots = [
+            ("line", series(n, c), v)
+            for n, c, v in (("base", base_name, b), ("this branch", head_name, a))
+            if v is not None
+        ]
         colours = [c for c, v in ((BASE_COLOUR, b), (HEAD_COLOUR, a)) if v is not None]
-        out += ["", f"**{cell(cls)}**", ""]
-        out += xychart(plots, colours, x_axis, y_axis, (0.0, 1.0))
+        charts += ["", f"**{cell(cls)}**", ""]
+        charts += xychart(plots, colours, x_axis, y_axis, (0.0, 1.0))
         columns += [(f"{cell(cls)} base", b), (f"{cell(cls)} this branch", a)]
+    which = "every class" if len(flat) == len(shown) else ", ".join(flat)
+    why = (
+        f"not charted for {which}: both sides' {summary} is ≥ {SATURATED}, or the two curves "
+        "are within a pixel"
+    )
+    if not charts:
+        largest = max(moved, default=(0.0, ""))
+        most = f" (largest change of {summary}: {largest[1]})" if largest[0] > 0 else ""
+        return ["", f"**{heading}**: {why}{most}."]
+    out[0:3] = ["", f"<details><summary>{heading} (one-vs-rest, test set)</summary>", ""]
+    out += charts
     out += [
         "",
-        f"Grey line: {named('base', base_name)}; "
-        f"blue line: {named('this branch', head_name)}. "
+        colour_key(base_name, head_name) + " "
         f"Sampled every {1 / (GRID_POINTS - 1):.2f} of the {x_axis}"
-        + (" (precision: the best at that recall or more)." if kind == "precision_recall" else "."),
+        + (" (precision: the best at that recall or more)." if kind == "precision_recall" else ".")
+        + (f" {why[0].upper()}{why[1:]}." if flat else ""),
     ]
     if left_out:
         out.append(
@@ -241,7 +303,7 @@ def curve_section(
             + ", ".join(cell(c) for c in left_out)
             + "."
         )
-    out += ["", f"<details><summary>{heading}: the charted points</summary>", ""]
+    out += ["", f"**{heading}: the charted points**", ""]
     out.append(f"| {x_axis} | " + " | ".join(name for name, _ in columns) + " |")
     out.append("|---:|" + "---:|" * len(columns))
     for i, g in enumerate(grid()):
@@ -260,9 +322,9 @@ def _importance(frame: pd.DataFrame | None) -> pd.Series | None:
 def primary_name(metrics: dict | None) -> str:
     """The metric whose drop permutation importance measured ("macro F1", "R²")."""
     primary = (metrics or {}).get("primary")
-    if primary is None and (metrics or {}).get("task") == "regression":
-        primary = "r2"
-    return PRIMARY_NAMES.get(str(primary or "f1_macro"), str(primary))
+    if primary is None:
+        primary = tasks.PRIMARY[tasks.task_of(metrics) or "classification"]
+    return tasks.label(str(primary))
 
 
 def importance_section(
@@ -272,48 +334,40 @@ def importance_section(
     head_name: str = "",
     metric: str = "macro F1",
 ) -> list[str]:
-    """Permutation importance: bars for this branch (blue), a line for base (grey), and a table.
-    ``metric``: what a shuffled feature makes drop (the task's primary metric)."""
+    """Permutation importance as a table sorted by this branch's importance, with base and the
+    change beside it (a line of base values across unordered features zig-zags and hides the
+    change); the summary names the largest change. ``metric``: what a shuffled feature makes
+    drop (the task's primary metric)."""
     cur, old = _importance(current), _importance(base)
     if cur is None or cur.empty:
         return []
     ranked = list(cur.sort_values(ascending=False, kind="stable").index)
     shown = ranked[:MAX_FEATURES]
-    bars = [max(float(cur[f]), 0.0) for f in shown]
-    line = [max(float(old[f]), 0.0) for f in shown] if old is not None else None
-    if line is not None and any(f not in old.index for f in shown):
-        line = None  # a feature the base did not have: no line rather than a false zero
-    top = max([*bars, *(line or []), 0.01]) * 1.1
-    plots: list[tuple[str, Sequence[float]]] = [("bar", bars)]
-    colours = [HEAD_COLOUR]
-    if line is not None:
-        plots.append(("line", line))
-        colours.append(BASE_COLOUR)
-    out = ["", f"### Permutation importance (drop in {metric} when a feature is shuffled)", ""]
-    out += xychart(
-        plots,
-        colours,
-        "feature",
-        f"drop in {metric}",
-        (0.0, top),
-        x_bands=shown,
-        horizontal=True,
-        size=(560, 60 + 32 * len(shown)),
-    )
-    caption = f"Blue bars: {named('this branch', head_name)}"
-    caption += f"; grey line: {named('base', base_name)}." if line is not None else "."
-    if any(float(cur[f]) < 0 for f in shown) or (line and any(float(old[f]) < 0 for f in shown)):
-        caption += " Negative importances (noise) are drawn as 0; the table has the values."
-    out += ["", caption]
-    if len(ranked) > len(shown):
-        out.append(f"{len(ranked) - len(shown)} less important feature(s) not shown.")
-    out += ["", "<details><summary>Permutation importance: the numbers</summary>", ""]
-    out += ["| feature | base | this branch | change |", "|---|---:|---:|---:|"]
+
+    def before(f: str) -> float | None:
+        return None if old is None or f not in old.index else float(old[f])
+
+    moved = [(abs(float(cur[f]) - b), f) for f in shown if (b := before(f)) is not None]
+    biggest = max(moved, default=None)
+    title = f"Permutation importance (drop in {metric} when a feature is shuffled)"
+    if biggest and biggest[0] >= 0.0005:
+        f = biggest[1]
+        title += f": largest change {html_text(f)} {number(before(f), 3)} → {number(cur[f], 3)}"
+    top = max([abs(float(cur[f])) for f in shown] + [1e-12])
+    out = ["", f"<details><summary>{title}</summary>", ""]
+    out += [
+        f"| feature | {named('base', base_name)} | {named('this branch', head_name)} | change "
+        "| this branch |",
+        "|---|---:|---:|---:|---|",
+    ]
     for f in shown:
-        b = None if old is None or f not in old.index else float(old[f])
-        a = float(cur[f])
-        change = "—" if b is None else signed(a - b)
+        b, a = before(f), float(cur[f])
+        change = "—" if b is None else signed(a - b, 3)
+        bar = "█" * round(10 * max(a, 0.0) / top)
         out.append(
-            f"| {cell(f)} | {'—' if b is None else number(b, 4)} | {number(a, 4)} | {change} |"
+            f"| {cell(f)} | {'—' if b is None else number(b, 3)} | {number(a, 3)} | {change} "
+            f"| {bar} |"
         )
+    if len(ranked) > len(shown):
+        out += ["", f"{len(ranked) - len(shown)} less important feature(s) not shown."]
     return [*out, "", "</details>"]

@@ -11,8 +11,11 @@ The work is split by responsibility:
 * :mod:`mlci.review.sides`: read each side's results (working tree, or ``git show`` of the base);
 * :mod:`mlci.review.contracts`: what each side's model was trained on, and what changed;
 * :mod:`mlci.review.compare`: compare them and decide the gate (:func:`compare`);
+* :mod:`mlci.review.paired` and :mod:`mlci.review.noise`: both models on the same test rows,
+  each metric's change with its 95% paired-bootstrap interval, the rows that flipped;
 * :mod:`mlci.review.revisions`: which commits to name, and their links;
-* :mod:`mlci.review.markdown` (with :mod:`~mlci.review.sections`): the document;
+* :mod:`mlci.review.markdown` (with :mod:`~mlci.review.headline` and
+  :mod:`~mlci.review.sections`): the document;
   :mod:`mlci.review.mermaid` and :mod:`mlci.review.residuals`: its charts;
 * :mod:`mlci.review.charts`: the PNG plots for the artifact;
 * this module: write the files.
@@ -66,6 +69,10 @@ def write(
         "base": c.base.label,
         "base_sha": c.base.sha,
         "head_sha": c.labels.head.sha,
+        # Each metric's change with its 95% interval, and the rows that flipped (or why none).
+        "intervals": {m: ch.to_dict() for m, ch in c.intervals.items()},
+        "flips": c.flips.to_dict() if c.flips else None,
+        "noise": c.noise_note,
         **(extra or {}),
     }
     files.write_json(out_dir / "verdict.json", verdict)

@@ -20,7 +20,15 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 
-from mlci.review.mermaid import BASE_COLOUR, HEAD_COLOUR, named, number, xychart
+from mlci.review.mermaid import (
+    BASE_COLOUR,
+    HEAD_COLOUR,
+    colour_key,
+    indistinct,
+    number,
+    series,
+    xychart,
+)
 
 BINS = 12
 
@@ -93,7 +101,7 @@ def section(
     cur, old = values(current), values(base)
     if cur is None:
         return []
-    out = ["", "### Residuals (actual − predicted, test set)", ""]
+    out = ["", "<details><summary>Residuals (actual − predicted, test set)</summary>", ""]
     if test_rows and test_rows > len(cur):
         out += [f"A fixed random sample of {len(cur)} of the {test_rows} test rows.", ""]
     cur_rows, old_rows = _summary_rows(cur), _summary_rows(old)
@@ -105,20 +113,37 @@ def section(
     d = digits(float(bin_edges[1] - bin_edges[0]))
     centres = [number((a + b) / 2, d) for a, b in pairwise(bin_edges)]
     now, before = _shares(cur, bin_edges), shares(old, bin_edges)
-    plots: list[tuple[str, Sequence[float]]] = [("bar", now[0])]
-    colours = [HEAD_COLOUR]
+    # Both sides as lines (a bar series would hide behind the other): one colour each, as in
+    # every chart, base first.
+    plots: list[tuple[str, str, Sequence[float]]] = []
+    colours = []
     if before is not None:
-        plots.append(("line", before[0]))
+        plots.append(("line", series("base", base_name), before[0]))
         colours.append(BASE_COLOUR)
+    plots.append(("line", series("this branch", head_name), now[0]))
+    colours.append(HEAD_COLOUR)
     top = max([*now[0], *(before[0] if before else []), 0.01]) * 1.1
+    if before is not None and indistinct([v / top for v in now[0]], [v / top for v in before[0]]):
+        return [
+            *out,
+            "",
+            "Histogram not charted: the two sides differ by less than a pixel.",
+            "",
+            "</details>",
+        ]
     out += [""]
     out += xychart(
-        plots, colours, "residual (bin centre)", "share of rows", (0.0, top), x_bands=centres
+        plots,
+        colours,
+        "residual (bin centre)",
+        "share of rows",
+        (0.0, top),
+        x_bands=centres,
+        size=(760, 300),  # 12 bin labels need the room: at 520 px they run together
     )
-    caption = f"Blue bars: {named('this branch', head_name)}"
-    caption += f"; grey line: {named('base', base_name)}." if before is not None else "."
-    out += ["", caption + " A positive residual: the model predicted too low."]
-    out += ["", "<details><summary>Residuals: the charted numbers</summary>", ""]
+    key = colour_key(base_name, head_name) if before is not None else ""
+    out += ["", f"{key} A positive residual: the model predicted too low.".strip()]
+    out += ["", "**Residuals: the charted numbers**", ""]
     out += [
         "| residual from | to | base share | this branch share | base rows | this branch rows |",
         "|---:|---:|---:|---:|---:|---:|",

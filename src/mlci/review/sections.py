@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from mlci.review.mermaid import cell
+from mlci import tasks
+from mlci.review.mermaid import cell, html_text
 
 if TYPE_CHECKING:
     from mlci.review.compare import Comparison
@@ -106,9 +107,12 @@ def data_section(c: Comparison) -> list[str]:
         verdict = "The base has no data report (no results yet): nothing to compare with."
     tasks = {t for t in (c.base.task, c.current.task) if t}
     target_row = TARGET_ROW.get(tasks.pop(), "target") if len(tasks) == 1 else "target"
+    v = c.current.validation
+    contract = "✅" if v is not None and v.get("valid") else "❌"
+    word = "changed" if changed and bi else "unchanged" if bi else "no base report"
     out = [
         "",
-        "### Data",
+        f"<details><summary>Data: {word} against base · contract {contract}</summary>",
         "",
         verdict,
         "",
@@ -122,32 +126,36 @@ def data_section(c: Comparison) -> list[str]:
         f"| {target_row} | {_target(c.base.validation)} | {_target(c.current.validation)} |",
         "",
     ]
-    v = c.current.validation
     if v is None:
         out.append("Data contract: no validation report (the pipeline did not reach validate).")
     elif v.get("valid"):
         out.append(f"Data contract: ✅ passed ({v.get('rows')} rows).")
-    else:
+    else:  # a broken contract is shown open, not folded away
         from mlci.findings import summary_markdown
 
+        out[1] = "### Data"
         out.append(summary_markdown(v).replace("**Data contract: FAILED**", "Data contract: ❌"))
-    return out
+        return out
+    return [*out, "", "</details>"]
 
 
-# Per task: (slice metric, its name, lower is better, a second metric shown for this branch)
-SLICE_METRIC = {
-    "classification": ("f1_macro", "macro F1", False, None),
-    "regression": ("rmse", "RMSE", True, "mae"),
-}
+def slice_metric(task: str) -> tuple[str, str, bool, str | None]:
+    """The task's slice metric (mlci.tasks): its key, its name, whether lower is better, and a
+    second metric shown for this branch."""
+    key, extra = tasks.SLICE_METRIC.get(task, tasks.SLICE_METRIC["classification"])
+    return key, tasks.label(key), key in tasks.LOWER_IS_BETTER, extra
 
 
 def slices_section(c: Comparison) -> list[str]:
     cur = c.current.slices or {}
     # Slices of another task hold other metrics: nothing to set beside this branch's.
     base = (c.base.slices or {}) if c.base.task == c.task else {}
+    configured = (c.current.params or {}).get("evaluate", {}).get("slices")
     if not cur:
+        if configured == [] or not configured:
+            return ["", "Slices: none configured (`evaluate.slices`)."]
         return []
-    key, name, lower, extra = SLICE_METRIC.get(c.task, SLICE_METRIC["classification"])
+    key, name, lower, extra = slice_metric(c.task)
     rows = [
         (col, val, m[key], m)
         for col, vals in cur.items()
@@ -155,12 +163,13 @@ def slices_section(c: Comparison) -> list[str]:
         if isinstance(m.get(key), int | float)
     ]
     worst = (max if lower else min)(rows, key=lambda t: t[2], default=None)
-    out = ["", f"### Slices ({name} per value)", ""]
+    summary = f"Slices ({name} per value)"
     if worst:
-        out += [
-            f"Worst slice: **{cell(worst[0])} = {cell(worst[1])}** ({name} {worst[2]:.4f}).",
-            "",
-        ]
+        b = base.get(worst[0], {}).get(worst[1], {}).get(key)
+        summary += f": worst {html_text(worst[0])} = {html_text(worst[1])}, {worst[2]:.4f}"
+        if isinstance(b, int | float):
+            summary += f" (base {b:.4f})"
+    out = ["", f"<details><summary>{summary}</summary>", ""]
     head = "| slice | n | base | this branch | change |"
     rule = "|---|---:|---:|---:|---:|"
     if extra:
@@ -176,18 +185,35 @@ def slices_section(c: Comparison) -> list[str]:
             f"{delta(value, b.get(key), lower)} |"
         )
         out.append(line + (f" {num(m.get(extra))} |" if extra else ""))
-    return out
+    return [*out, "", "</details>"]
 
 
-def confusion_table(df: pd.DataFrame) -> list[str]:
+def confusion_table(df: pd.DataFrame, base: pd.DataFrame | None = None) -> list[str]:
+    """Counts of (actual, predicted); with ``base``, each moved cell says by how much."""
     labels = sorted(set(df["actual"].astype(str)) | set(df["predicted"].astype(str)))
-    table = pd.crosstab(df["actual"].astype(str), df["predicted"].astype(str)).reindex(
-        index=labels, columns=labels, fill_value=0
-    )
+    if base is not None:
+        labels = sorted(
+            set(labels) | set(base["actual"].astype(str)) | set(base["predicted"].astype(str))
+        )
+
+    def counts(frame: pd.DataFrame) -> pd.DataFrame:
+        return pd.crosstab(frame["actual"].astype(str), frame["predicted"].astype(str)).reindex(
+            index=labels, columns=labels, fill_value=0
+        )
+
+    table = counts(df)
+    before = counts(base) if base is not None else None
     out = ["| actual \\ predicted | " + " | ".join(cell(x) for x in labels) + " |"]
     out.append("|---|" + "---:|" * len(labels))
     for a in labels:
-        cells = [f"**{table.loc[a, p]}**" if a == p else str(table.loc[a, p]) for p in labels]
+        cells = []
+        for p in labels:
+            n = int(table.loc[a, p])
+            text = f"**{n}**" if a == p else str(n)
+            moved = 0 if before is None else n - int(before.loc[a, p])
+            if moved:
+                text += f" ({moved:+d})"
+            cells.append(text)
         out.append(f"| {cell(a)} | " + " | ".join(cells) + " |")
     return out
 
@@ -195,13 +221,17 @@ def confusion_table(df: pd.DataFrame) -> list[str]:
 def confusion_section(c: Comparison) -> list[str]:
     if c.current.confusion is None:
         return []
-    out = [
-        "",
-        "### Confusion matrix (this branch, test set)",
-        "",
-        *confusion_table(c.current.confusion),
-    ]
-    if c.base.confusion is not None:
-        out += ["", "<details><summary>Base</summary>", "", *confusion_table(c.base.confusion)]
-        out += ["", "</details>"]
+    base = c.base.confusion if c.base.task == c.task else None
+    out = ["", "### Confusion matrix (this branch, test set)", ""]
+    if base is not None and len(base) == len(c.current.confusion):
+        if confusion_table(c.current.confusion) == confusion_table(base):
+            out[1] = "<details><summary>Confusion matrix: unchanged against base</summary>"
+            return [*out, *confusion_table(c.current.confusion), "", "</details>"]
+        out += [*confusion_table(c.current.confusion, base), ""]
+        out.append("(±n): the change from base, on the same rows. Bold: predicted right.")
+        return out
+    out += confusion_table(c.current.confusion)
+    if base is not None:
+        out += ["", "<details><summary>Base (another test set)</summary>", ""]
+        out += [*confusion_table(base), "", "</details>"]
     return out
