@@ -263,6 +263,17 @@ def test_params_keep_their_comments_and_parse(generated: dict, name: str) -> Non
     assert params.validate_.min_rows <= plan.rows
     for comment in ("# The one knob file.", "# Drift monitoring", "max_model_age_days: 90"):
         assert comment in out  # every other setting and comment stays
+    # The comments beside the estimator and the baseline name this task's choices.
+    line = {
+        k: next(x for x in out.splitlines() if x.strip().startswith(f"{k}:"))
+        for k in ("name", "baseline")
+    }
+    if plan.task == "regression":
+        assert "ridge | random_forest" in line["name"] and "logistic" not in line["name"]
+        assert "DummyRegressor" in line["baseline"] and "mean | median" in line["baseline"]
+    else:
+        assert "logistic_regression |" in line["name"] and "ridge" not in line["name"]
+        assert "DummyClassifier" in line["baseline"] and "prior |" in line["baseline"]
     if plan.task == "regression":
         assert params.gate.max_regression == {"r2": 0.01}
         assert params.train.estimator.name == "ridge"

@@ -12,6 +12,7 @@ import re
 from ruamel.yaml import YAML  # DVC's own YAML library: round-trips params.yaml with comments
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from mlci import estimators
 from mlci.adopt.infer import MAX_SLICE_CATEGORIES, Plan
 from mlci.errors import UserError
 
@@ -137,6 +138,13 @@ def edit_params(text: str, plan: Plan, source: str, settings: list[str]) -> str:
     name, hyper = ESTIMATOR[task]
     estimator["name"], estimator["params"] = name, CommentedMap(hyper)
     train["baseline"] = BASELINE[task]
+    # The template's comments name the example's task: say what this task accepts instead.
+    estimator.yaml_add_eol_comment(" | ".join(estimators.names(task)), "name")
+    dummy = "DummyClassifier" if task == "classification" else "DummyRegressor"
+    train.yaml_add_eol_comment(
+        f"{dummy} strategy the model must beat: {' | '.join(estimators.BASELINES[task])}",
+        "baseline",
+    )
     settings.append(f"train: {name}, baseline {BASELINE[task]}")
     test_size = float(_section(doc, "split").get("test_size", 0.25))
     search = default_search(plan, test_size)
