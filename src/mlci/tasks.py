@@ -20,20 +20,21 @@ class Metric:
     name: str  # the key in reports/metrics.json
     label: str  # what a reader sees
     task: Task
+    scorer: str  # the same metric as scikit-learn's scorer name (neg_*: it maximises)
     lower_is_better: bool = False
 
 
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric("accuracy", "accuracy", "classification"),
-        Metric("balanced_accuracy", "balanced accuracy", "classification"),
-        Metric("f1_macro", "macro F1", "classification"),
-        Metric("log_loss", "log loss", "classification", lower_is_better=True),
-        Metric("roc_auc_ovr", "ROC AUC", "classification"),
-        Metric("rmse", "RMSE", "regression", lower_is_better=True),
-        Metric("mae", "MAE", "regression", lower_is_better=True),
-        Metric("r2", "R²", "regression"),
+        Metric("accuracy", "accuracy", "classification", "accuracy"),
+        Metric("balanced_accuracy", "balanced accuracy", "classification", "balanced_accuracy"),
+        Metric("f1_macro", "macro F1", "classification", "f1_macro"),
+        Metric("log_loss", "log loss", "classification", "neg_log_loss", lower_is_better=True),
+        Metric("roc_auc_ovr", "ROC AUC", "classification", "roc_auc_ovr"),
+        Metric("rmse", "RMSE", "regression", "neg_root_mean_squared_error", lower_is_better=True),
+        Metric("mae", "MAE", "regression", "neg_mean_absolute_error", lower_is_better=True),
+        Metric("r2", "R²", "regression", "r2"),
     )
 }
 

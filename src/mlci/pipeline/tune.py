@@ -23,22 +23,10 @@ from mlci import cluster, files, paths, search_space
 from mlci.config import Params, SearchConfig
 from mlci.errors import UserError
 from mlci.estimators import build_estimator, name_of
-from mlci.tasks import LOWER_IS_BETTER, PRIMARY
+from mlci.tasks import LOWER_IS_BETTER, METRICS, PRIMARY
 
 if TYPE_CHECKING:
     import pandas as pd
-
-# The params.yaml metric names as scikit-learn scorers (neg_*: scikit-learn maximises).
-SCORERS = {
-    "accuracy": "accuracy",
-    "balanced_accuracy": "balanced_accuracy",
-    "f1_macro": "f1_macro",
-    "log_loss": "neg_log_loss",
-    "roc_auc_ovr": "roc_auc_ovr",
-    "r2": "r2",
-    "rmse": "neg_root_mean_squared_error",
-    "mae": "neg_mean_absolute_error",
-}
 
 
 def run(params: Params) -> dict[str, Any]:
@@ -116,7 +104,7 @@ def _searcher(cfg: SearchConfig, params: Params, metric: str, spaces: list[dict]
     folds = (StratifiedKFold if classify else KFold)(
         n_splits=cfg.folds, shuffle=True, random_state=params.seed
     )
-    scoring = SCORERS[metric]
+    scoring = METRICS[metric].scorer
     if metric == "roc_auc_ovr" and y.nunique() == 2:
         scoring = "roc_auc"
     from mlci.pipeline.train import build_pipeline
