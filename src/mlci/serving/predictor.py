@@ -245,31 +245,60 @@ class Predictor:
         regression the predicted values (floats, inside the contract's bounds on the target:
         see ``Spec.clip_target``; ``on_clipped`` is told how many were moved) and None."""
         if self.task == "regression":
-            values, clipped = self.spec.clip_target(self.predict_values(records))
-            if clipped and self.on_clipped is not None:
-                self.on_clipped(clipped)
+            values = self._clipped(self.predict_values(records))
             return values.tolist(), None
         proba = self.predict_proba(records)
         return self.labels(proba), proba
 
+    def score_columns(self, frame: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """``score`` on a DataFrame (a batch chunk): the feature columns in the contract's types,
+        missing as NaN/NA, as :func:`mlci.serving.batch.check_frame` gives them. The same answers
+        (clipping and ``on_clipped`` included), as arrays: labels (object) or float64 values.
+        The compiled path reads the columns straight into its matrix; the pipeline gets the
+        frame in the types it was trained on. No record per row is built."""
+        if self.preprocess is None:
+            data = self.columns_frame(frame)
+            if self.task == "classification":
+                raw = np.asarray(self.pipeline.predict_proba(data), dtype=np.float64)
+            else:
+                raw = np.asarray(self.pipeline.predict(data), dtype=np.float64).reshape(-1)
+        else:
+            raw = self._from_matrix(self.preprocess.transform_columns(frame))
+        if self.task == "regression":
+            return self._clipped(raw), None
+        labels = np.asarray(self.classes, dtype=object)[raw.argmax(axis=1)]
+        return labels, raw
+
+    def _clipped(self, values: np.ndarray) -> np.ndarray:
+        values, clipped = self.spec.clip_target(values)
+        if clipped and self.on_clipped is not None:
+            self.on_clipped(clipped)
+        return values
+
     def predict_proba(self, records: Sequence[Record]) -> np.ndarray:
         if self.preprocess is None:
             return self.reference_proba(records)
-        x = self.preprocess.transform(records)
-        if self.estimator is not None:
-            return self.estimator.predict_proba(x)
-        proba = self._estimator_obj.predict_proba(self.preprocess.estimator_input(x))
-        return np.asarray(proba, dtype=np.float64)
+        return self._from_matrix(self.preprocess.transform(records))
 
     def predict_values(self, records: Sequence[Record]) -> np.ndarray:
         """Regression: the model's value for each record, as it is (the start-up proof compares
         it with the pipeline); ``score`` clips it to the contract's bounds."""
         if self.preprocess is None:
             return self.reference_values(records)
-        x = self.preprocess.transform(records)
-        if self.estimator is not None:
-            return self.estimator.predict(x)
-        values = self._estimator_obj.predict(self.preprocess.estimator_input(x))
+        return self._from_matrix(self.preprocess.transform(records))
+
+    def _from_matrix(self, x: np.ndarray) -> np.ndarray:
+        """The compiled matrix's answers: probabilities (classification) or values."""
+        est, pre = self.estimator, self.preprocess
+        assert pre is not None  # only the compiled paths build a matrix
+        if self.task == "classification":
+            if est is not None:
+                return est.predict_proba(x)
+            proba = self._estimator_obj.predict_proba(pre.estimator_input(x))
+            return np.asarray(proba, dtype=np.float64)
+        if est is not None:
+            return est.predict(x)
+        values = self._estimator_obj.predict(pre.estimator_input(x))
         return np.asarray(values, dtype=np.float64).reshape(-1)
 
     def reference_proba(self, records: Sequence[Record]) -> np.ndarray:
@@ -290,6 +319,20 @@ class Predictor:
                 data[name] = np.array(values, dtype=np.float64)
             else:
                 data[name] = pd.array(values, dtype="str")
+        return pd.DataFrame(data, columns=self.features)
+
+    def columns_frame(self, frame: Any) -> Any:
+        """A DataFrame's feature columns in the types :meth:`frame` gives records (float64;
+        ``str`` with NaN for missing): what the pipeline itself is fed."""
+        import pandas as pd
+
+        data = {}
+        for name in self.features:
+            col = frame[name]
+            if name in self.numeric:
+                data[name] = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            else:
+                data[name] = col.astype("str").array
         return pd.DataFrame(data, columns=self.features)
 
     def labels(self, proba: np.ndarray) -> list[str]:
