@@ -11,18 +11,14 @@ tests/unit/test_fast_path_contracts.py, whose fixtures and pipelines it reuses).
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import REPO, tool_env
 from tests.projects import KINDS, table
-from tests.unit.test_fast_path_contracts import pipelines, write_project_package
+from tests.unit.test_fast_path_contracts import pipelines, run_in_project
 
 
 def batch_input(kind: str, target: str) -> Any:
@@ -109,19 +105,8 @@ def check(kind: str, tmp: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_columns_score_as_records_do(kind: str, tmp_path: Path) -> None:
-    src = write_project_package(tmp_path, kind)
-    code = "import json, sys; from tests.unit.test_batch_columnar import check; "
-    code += "print(json.dumps(check(sys.argv[1], sys.argv[2])))"
-    result = subprocess.run(
-        [sys.executable, "-c", code, kind, str(tmp_path)],
-        cwd=REPO,
-        env=tool_env(PYTHONPATH=f"{src}:{REPO}"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
-    found = json.loads(result.stdout.strip().splitlines()[-1])
+    module = "tests.unit.test_batch_columnar"
+    found = run_in_project(module, "check", kind, tmp_path, str(tmp_path))
     assert found["modes"] == ["compiled", "compiled-preprocess", "sklearn"]
     assert found["scored"] > 0
     if table(kind)[3] == "regression":

@@ -253,11 +253,17 @@ def pipelines(task: str, X: Any, y: Any) -> Iterator[tuple[str, Any]]:
 
 
 def run_check(kind: str, tmp_path: Path) -> dict[str, Any]:
+    return run_in_project("tests.unit.test_fast_path_contracts", "check", kind, tmp_path)
+
+
+def run_in_project(module: str, function: str, kind: str, tmp_path: Path, *args: str) -> Any:
+    """``module.function(kind, *args)`` in a process whose ``project`` package is the fixture's;
+    its JSON answer."""
     src = write_project_package(tmp_path, kind)
-    code = "import json, sys; from tests.unit.test_fast_path_contracts import check; "
-    code += "print(json.dumps(check(sys.argv[1])))"
+    code = f"import json, sys; from {module} import {function}; "
+    code += f"print(json.dumps({function}(*sys.argv[1:])))"
     result = subprocess.run(
-        [sys.executable, "-c", code, kind],
+        [sys.executable, "-c", code, kind, *args],
         cwd=REPO,
         env=tool_env(PYTHONPATH=f"{src}:{REPO}"),
         capture_output=True,

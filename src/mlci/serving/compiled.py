@@ -83,11 +83,7 @@ class CompiledPreprocess:
                 [gap if (v := r.get(name)) is None else get(v, unseen) for r in records],
                 dtype=np.intp,
             )
-            hit = cols >= 0
-            if hit.all():
-                out[np.arange(n), cols] = 1.0
-            else:
-                out[np.flatnonzero(hit), cols[hit]] = 1.0
+            _one_hot(out, cols)
         return out
 
     def transform_columns(self, frame: Any) -> np.ndarray:
@@ -110,11 +106,7 @@ class CompiledPreprocess:
             lookup = np.fromiter([*cat.index.values(), cat.unseen], dtype=np.intp)
             cols = lookup[at]
             cols[values.isna().to_numpy()] = cat.missing
-            hit = cols >= 0
-            if hit.all():
-                out[np.arange(n), cols] = 1.0
-            else:
-                out[np.flatnonzero(hit), cols[hit]] = 1.0
+            _one_hot(out, cols)
         return out
 
     def estimator_input(self, x: np.ndarray) -> Any:
@@ -151,6 +143,15 @@ class CompiledLinear:
     @property
     def binary(self) -> bool:
         return self.kind == "binary"
+
+
+def _one_hot(out: np.ndarray, cols: np.ndarray) -> None:
+    """Set each row's one-hot column (``cols``; -1: none lights up)."""
+    hit = cols >= 0
+    if hit.all():
+        out[np.arange(len(cols)), cols] = 1.0
+    else:
+        out[np.flatnonzero(hit), cols[hit]] = 1.0
 
 
 def _positions(values: Any, keys: list[Any]) -> np.ndarray:
