@@ -1,9 +1,10 @@
 """Saving and loading models with skops, never pickle.
 
-skops refuses to load any type not on an explicit trust list. ``TRUSTED`` is that list: the
-non-default types the template's estimators contain. Saving checks a model against it, so a new
-estimator whose types are not listed fails at training time with the type named, not at
-serving time.
+skops refuses to load any type not on an explicit trust list. ``TRUSTED`` is that list: every
+scikit-learn type the template's pipelines and estimators contain, and nothing else of
+scikit-learn (skops's own default, every public estimator, is switched off: ``_skops_io``).
+Saving checks a model against it, so a new estimator whose types are not listed fails at
+training time with the type named, not at serving time.
 """
 
 from __future__ import annotations
@@ -12,18 +13,61 @@ import io
 import json
 import zipfile
 from pathlib import Path, PurePosixPath
+from types import ModuleType
 from typing import Any
 
-import skops.io as sio
+import sklearn.utils
 
 from mlci import files
 from mlci.errors import UserError
 
+# The pipeline's steps (mlci.pipeline.train), the registry's estimators and baselines
+# (mlci.estimators; a test checks every one is here) and the types inside them.
 TRUSTED = [
     "numpy.dtype",
+    "sklearn.compose._column_transformer.ColumnTransformer",
+    "sklearn.dummy.DummyClassifier",
+    "sklearn.dummy.DummyRegressor",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.ensemble._forest.RandomForestRegressor",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.impute._base.SimpleImputer",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.linear_model._ridge.Ridge",
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.preprocessing._encoders.OneHotEncoder",
+    "sklearn.preprocessing._label.LabelEncoder",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._classes.DecisionTreeRegressor",
     "sklearn.tree._tree.Tree",
 ]
+
+
+def _skops_io() -> ModuleType:
+    """``skops.io``, with only ``TRUSTED`` (and skops's primitives) trusted in scikit-learn.
+
+    On import, skops trusts every public scikit-learn estimator by default, and finds them with
+    ``sklearn.utils.all_estimators()``, which imports every scikit-learn module (pytest and
+    dask.array with them): half a second of every process that saves or loads a model, a
+    quarter of a small project's train or evaluate stage. The template never relies on that
+    default (it names what it trusts), so the walk is skipped and the default emptied: the same
+    trust however skops was first imported.
+    """
+    walk = sklearn.utils.all_estimators
+    sklearn.utils.all_estimators = lambda *args, **kwargs: []
+    try:
+        import skops.io
+        from skops.io import _trusted_types
+    finally:
+        sklearn.utils.all_estimators = walk
+    _trusted_types.SKLEARN_ESTIMATOR_TYPE_NAMES.clear()  # read at each load (skops 0.16)
+    return skops.io
+
+
+sio = _skops_io()
 
 
 # A skops file is a zip archive: ``schema.json`` plus one member per stored array. As written,
