@@ -266,8 +266,10 @@ def test_params_keep_their_comments_and_parse(generated: dict, name: str) -> Non
     # The comments beside the estimator and the baseline name this task's choices.
     line = {
         k: next(x for x in out.splitlines() if x.strip().startswith(f"{k}:"))
-        for k in ("name", "baseline")
+        for k in ("name", "baseline", "params")
     }
+    # The search is on: the estimator's own params say they are not what train fits.
+    assert params.search is not None and "only when `search:` is empty" in line["params"]
     if plan.task == "regression":
         assert "ridge | random_forest" in line["name"] and "logistic" not in line["name"]
         assert "DummyRegressor" in line["baseline"] and "mean | median" in line["baseline"]

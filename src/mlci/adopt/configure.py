@@ -149,6 +149,12 @@ def edit_params(text: str, plan: Plan, source: str, settings: list[str]) -> str:
     test_size = float(_section(doc, "split").get("test_size", 0.25))
     search = default_search(plan, test_size)
     _replace(doc, "search", search, before="evaluate")
+    # With the search on, train fits the search's choice (models/tuned.json): an edit here
+    # alone would change nothing, so the file says so where that edit would be made.
+    estimator.yaml_add_eol_comment(
+        "used only when `search:` is empty; else the search's choice (models/tuned.json)",
+        "params",
+    )
     settings.append(
         "search: " + " + ".join(search["estimators"]) + f", {search['folds']}-fold CV on the "
         "training split (the tune stage; empty `search:` fits train.estimator as it is)"
