@@ -77,6 +77,25 @@ def branch(base_repo: Path, tmp_path: Path):
     return make
 
 
+@pytest.fixture(scope="module")
+def better_repo(base_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Branch ``better``: C back at 1.0, rerun and committed (two tests start from it: copy)."""
+    repo = tmp_path_factory.mktemp("better") / "repo"
+    shutil.copytree(base_repo, repo, symlinks=True)
+    git(repo, "checkout", "-qb", "better")
+    set_param(repo, "train.estimator.params.C", 1.0)
+    run(["dvc", "repro"], repo)
+    commit_all(repo, "stronger regularisation off")
+    return repo
+
+
+@pytest.fixture
+def better(better_repo: Path, tmp_path: Path) -> Path:
+    repo = tmp_path / "better"
+    shutil.copytree(better_repo, repo, symlinks=True)
+    return repo
+
+
 def report(repo: Path, *extra: str) -> tuple[str, dict]:
     run(["mlci", "report", "--base", "main", *extra], repo, **NOT_ACTIONS)
     text = (repo / "reports/pr/report.md").read_text()
@@ -93,12 +112,8 @@ def metric_row(text: str, metric: str) -> list[str]:
     return [cell.strip() for cell in line.strip("|").split("|")]
 
 
-def test_better_model_passes(branch) -> None:
-    repo = branch("better")
-    set_param(repo, "train.estimator.params.C", 1.0)
-    run(["dvc", "repro"], repo)
-    commit_all(repo, "stronger regularisation off")
-
+def test_better_model_passes(better: Path) -> None:
+    repo = better
     text, verdict = report(repo)
     assert verdict["passed"] is True
     assert text.startswith("## ✅ Model gate passed")
@@ -298,17 +313,14 @@ def test_unknown_base_ref_is_a_clear_error(base_repo: Path) -> None:
 
 
 def test_pull_request_run_names_the_head_commit_and_declares_its_attachments(
-    branch, tmp_path: Path
+    better: Path, tmp_path: Path
 ) -> None:
-    repo = branch("pr")
-    set_param(repo, "train.estimator.params.C", 1.0)
-    run(["dvc", "repro"], repo)
-    commit_all(repo, "the pull request's change")
+    repo = better  # the pull request's change: C back at 1.0, rerun, committed
     head = git(repo, "rev-parse", "HEAD").stdout.strip()
     base = git(repo, "rev-parse", "main").stdout.strip()
     # What actions/checkout gives a pull_request run: a merge commit of the head into the base.
     git(repo, "checkout", "-q", "--detach", "main")
-    git(repo, "merge", "-q", "--no-ff", "-m", "Merge pr into main", "pr")
+    git(repo, "merge", "-q", "--no-ff", "-m", "Merge better into main", "better")
     merge = git(repo, "rev-parse", "HEAD").stdout.strip()
     assert merge not in (head, base)
     event = tmp_path / "event.json"
@@ -318,7 +330,7 @@ def test_pull_request_run_names_the_head_commit_and_declares_its_attachments(
                 "action": "synchronize",
                 "pull_request": {
                     "number": 42,
-                    "head": {"sha": head, "ref": "pr"},
+                    "head": {"sha": head, "ref": "better"},
                     "base": {"sha": base, "ref": "main"},
                 },
             }
