@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -29,6 +30,7 @@ from tests.helpers import (
     copy_example,
     copy_repo,
     git,
+    make_in,
     run,
     tool_env,
 )
@@ -114,6 +116,28 @@ def trained_fixture(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str],
             built = built_once(tmp_path_factory, f"{kind}/repo", lambda d: build(d, kind))
             projects[kind] = _fixture_project(_own_copy(built, tmp_path_factory, kind), kind)
         return projects[kind]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def retrained_fixture(
+    trained_fixture: Callable[[str], Project], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], Path]:
+    """``retrained_fixture(kind)``: a copy of ``trained_fixture(kind)`` after ``make retrain
+    SOURCE=data/new.csv`` (the fixture's table without its last 30 rows): params, dvc.lock and
+    results changed and not committed, as ``make retrain-pr`` finds them. Built once per test run
+    and kind, for the two tests that open the retraining pull request (copy it)."""
+
+    def build(dest: Path, kind: str) -> None:
+        shutil.copytree(trained_fixture(kind).root, dest, symlinks=True)
+        rows = pd.read_csv(dest / "data/fixture.csv", dtype=str)
+        rows.iloc[:-30].to_csv(dest / "data/new.csv", index=False)
+        retrained = make_in(dest, "retrain", "SOURCE=data/new.csv")
+        assert retrained.returncode == 0, retrained.stdout + retrained.stderr
+
+    def get(kind: str) -> Path:
+        return built_once(tmp_path_factory, f"retrained-{kind}/repo", lambda d: build(d, kind))
 
     return get
 

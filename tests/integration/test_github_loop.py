@@ -10,7 +10,6 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from tests.fake_github import REPOSITORY, FakeGitHub
@@ -124,17 +123,16 @@ def test_drift_dispatches_retraining_and_a_read_only_token_is_named(
 
 
 def test_retrain_pr_pushes_a_branch_and_opens_a_well_formed_pull_request(
-    repo: Path, fake: FakeGitHub, tmp_path: Path
+    retrained_fixture: Callable[[str], Path], fake: FakeGitHub, tmp_path: Path
 ) -> None:
+    # `make retrain SOURCE=data/new.csv` has run (tests/conftest.py, shared with test_loop).
+    repo = tmp_path / "repo"
+    shutil.copytree(retrained_fixture(KIND), repo, symlinks=True)
     origin = tmp_path / "origin.git"
     run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], tmp_path)
     git(repo, "remote", "add", "origin", str(origin))
     git(repo, "push", "-q", "origin", "main")
     git(repo, "fetch", "-q", "origin")
-    new = repo / "data/new.csv"
-    pd.read_csv(repo / "data/fixture.csv", dtype=str).iloc[:-30].to_csv(new, index=False)
-    retrained = make_in(repo, "retrain", "SOURCE=data/new.csv")
-    assert exit_code(retrained) == 0, retrained.stdout + retrained.stderr
 
     fake.state.git_remote = origin  # the stand-in knows the remote's branches, as GitHub does
     pushed = make_in(repo, "retrain-pr", "DEFAULT_BRANCH=main", **api_env(fake))

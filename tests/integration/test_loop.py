@@ -11,7 +11,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from mlci.monitoring import retrain
@@ -62,18 +61,17 @@ def test_set_data_source_keeps_comments() -> None:
     assert "  source: untouched" in out and "  # where\n" in out
 
 
-def test_retraining_ends_in_a_pushed_branch_and_a_pull_request(repo: Path, tmp_path: Path) -> None:
+def test_retraining_ends_in_a_pushed_branch_and_a_pull_request(
+    retrained_fixture: Callable[[str], Path], tmp_path: Path
+) -> None:
+    # Retrained on data/new.csv (tests/conftest.py: `make retrain`, shared with test_github_loop).
+    repo = tmp_path / "repo"
+    shutil.copytree(retrained_fixture(KIND), repo, symlinks=True)
     origin = tmp_path / "origin.git"
     run(["git", "init", "-q", "--bare", str(origin)], tmp_path)
-    git(repo, "add", "-A")
-    git(repo, "commit", "--allow-empty", "-qm", "trained")
     git(repo, "remote", "add", "origin", str(origin))
     git(repo, "push", "-q", "origin", "main")
     git(repo, "fetch", "-q", "origin")
-    new = repo / "data/new.csv"
-    pd.read_csv(repo / "data/fixture.csv", dtype=str).iloc[:-30].to_csv(new, index=False)
-
-    run(["mlci", "retrain", "--source", "data/new.csv"], repo)
     # In a subprocess, so the fixture's own contract is the one imported (not this checkout's).
     script = (
         "import json, sys\n"

@@ -177,7 +177,7 @@ def test_the_trust_list_is_exactly_what_the_registry_needs(tmp_path: Path) -> No
 
     from sklearn.cluster import KMeans  # a public estimator the template does not use
 
-    with pytest.raises(RuntimeError, match="sklearn.cluster._kmeans.KMeans"):
+    with pytest.raises(RuntimeError, match=r"sklearn\.cluster\._kmeans\.KMeans"):
         artifacts.save_model(KMeans(n_clusters=2, n_init=1).fit(data()[0][["b"]]), tmp_path / "k")
     assert not (tmp_path / "k").exists()
 
