@@ -28,26 +28,26 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return repo
 
 
-def spec(repo: Path) -> dict:
+@pytest.fixture(scope="module")
+def facts(project: Path) -> dict:
+    """The project's contract, as its own code reads it (one subprocess for the module)."""
     code = (
         "import json; from mlci import contract; s = contract.spec(); print(json.dumps("
         "{'task': s.task, 'target': s.target, 'features': s.feature_names, "
         "'categorical': s.categorical, 'classes': list(s.classes)}))"
     )
-    return json.loads(run(["python", "-c", code], repo).stdout)
+    return json.loads(run(["python", "-c", code], project).stdout)
 
 
-def test_params_and_contract_agree(project: Path) -> None:
+def test_params_and_contract_agree(project: Path, facts: dict) -> None:
     assert "ok" in run(["mlci", "check-params"], project).stdout
-    facts = spec(project)
     params = yaml.safe_load((project / "params.yaml").read_text())
     assert params.get("task", "classification") == facts["task"]
     assert set(params["evaluate"]["slices"]) <= set(facts["categorical"])
 
 
-def test_the_pipeline_runs_and_the_model_beats_its_baseline(project: Path) -> None:
+def test_the_pipeline_runs_and_the_model_beats_its_baseline(project: Path, facts: dict) -> None:
     assert "Data and pipelines are up to date" in run(["dvc", "status"], project).stdout
-    facts = spec(project)
     metrics = json.loads((project / "reports/metrics.json").read_text())
     assert metrics["task"] == facts["task"]
     primary = metrics["primary"]
