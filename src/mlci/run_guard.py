@@ -14,7 +14,8 @@ record. So every ``mlci`` command that DVC starts (DVC sets ``DVC_STAGE`` for it
   the signal wake-up pipe, even while the main thread sits in one long compiled call (a
   ``saga`` fit) where Python's handler cannot run; :data:`GRACE_SECONDS` later it deletes the
   atomic writers' temp files and exits hard. A file is only ever renamed into place whole, so
-  the previous outputs survive either way.
+  the previous outputs survive either way. ``MLCI_STOP_GRACE_SECONDS`` shortens or lengthens
+  it (the tests shorten it: the mechanism is the same, the wait is not the point).
 
 :func:`run_tied` is the same tie for a ``dvc repro`` that ``mlci`` itself starts (pr-check).
 """
@@ -37,10 +38,12 @@ from pathlib import Path
 from typing import Any
 
 from mlci import files
+from mlci.errors import UserError
 
 SHELLS = frozenset({"sh", "dash", "bash", "zsh", "ksh", "mksh", "fish", "busybox"})
 POLL_SECONDS = 0.25
 GRACE_SECONDS = 10.0
+GRACE_ENV = "MLCI_STOP_GRACE_SECONDS"
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 _stopping = threading.Event()
@@ -151,7 +154,21 @@ def _hard_exit() -> None:
     os._exit(128 + signal.SIGTERM)
 
 
-def _watch(proc: _Process, wakeup: int | None) -> None:
+def grace_seconds() -> float:
+    """The grace period: ``MLCI_STOP_GRACE_SECONDS`` when set, else :data:`GRACE_SECONDS`."""
+    raw = os.environ.get(GRACE_ENV, "").strip()
+    if not raw:
+        return GRACE_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= 3600:  # also refuses nan
+        raise UserError(f"{GRACE_ENV}={raw!r}: must be a number of seconds in (0, 3600]")
+    return seconds
+
+
+def _watch(proc: _Process, wakeup: int | None, grace: float) -> None:
     """Runs in its own thread, so it acts even while the main thread is inside one long
     compiled call (a ``saga`` fit), where Python's signal handler cannot run: a SIGTERM (seen
     through the signal wake-up pipe, which C-level signal delivery writes to at once) or the
@@ -163,7 +180,7 @@ def _watch(proc: _Process, wakeup: int | None) -> None:
             time.sleep(POLL_SECONDS)
     if not _stopping.is_set():
         os.kill(os.getpid(), signal.SIGTERM)  # the main thread cleans up if it gets the chance
-    time.sleep(GRACE_SECONDS)  # the main thread's cleanup ends the process first, if it can run
+    time.sleep(grace)  # the main thread's cleanup ends the process first, if it can run
     _hard_exit()
 
 
@@ -193,6 +210,7 @@ def _wakeup_pipe() -> int | None:
 
 def tie_to_pipeline() -> None:
     """Make this process stop when the pipeline process that started it is gone."""
+    grace = grace_seconds()  # a bad setting is refused before anything is tied
     signal.signal(signal.SIGTERM, _on_sigterm)
     wakeup = _wakeup_pipe()
     proc = _pipeline_process()
@@ -200,7 +218,9 @@ def tie_to_pipeline() -> None:
         _set_parent_death_signal(signal.SIGTERM)
     if not _alive(proc):  # gone before the tie was made
         os.kill(os.getpid(), signal.SIGTERM)
-    threading.Thread(target=_watch, args=(proc, wakeup), daemon=True, name="mlci-run-guard").start()
+    threading.Thread(
+        target=_watch, args=(proc, wakeup, grace), daemon=True, name="mlci-run-guard"
+    ).start()
 
 
 def run_tied(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:

@@ -11,6 +11,7 @@ model was trained on, written as a user would write them.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -133,33 +134,53 @@ def test_regression_concept_drift_is_an_r2_drop(regression: Project, tmp_path: P
     assert any(r.startswith("model quality dropped") and "r2 " in r for r in report["reasons"])
 
 
-def regression_log(project: Project, frame: pd.DataFrame, path: Path, shift_sd: float = 0.0):
-    """A prediction log as the service writes it for regression: a number, no probabilities.
-    The predictions come from the project's own model, in a process of the project."""
-    features = path.with_suffix(".features.parquet")
-    frame[project.features].to_parquet(features)
+def regression_logs(project: Project, logs: dict[Path, tuple[pd.DataFrame, float]]) -> None:
+    """Prediction logs as the service writes them for regression: a number, no probabilities;
+    ``logs`` maps each file to (its rows, a shift of its predictions in SDs). The predictions come
+    from the project's own model, in ONE process of the project (a process costs seconds)."""
+    args: list[str] = []
+    for path, (frame, shift_sd) in logs.items():
+        features = path.with_suffix(".features.parquet")
+        frame[project.features].to_parquet(features)
+        args += [str(features), str(path), str(shift_sd)]
     script = (
         "import json, sys\n"
         "import pandas as pd\n"
         "from mlci import artifacts\n"
         "from mlci.monitoring.quality import model_input\n"
-        "X = pd.read_parquet(sys.argv[1])\n"
-        "pred = artifacts.load_model('models/model.skops').predict(model_input(X))\n"
-        "pred = pred + float(sys.argv[3]) * pred.std()\n"
-        "with open(sys.argv[2], 'w') as f:\n"
-        "    for i, row in enumerate(X.astype(object).where(X.notna(), None).to_dict('records')):\n"
-        "        f.write(json.dumps({'request_id': f'r{i}', 'model_version': 'v1',\n"
-        "            'timestamp': '2026-11-20T10:00:00+00:00', 'features': row,\n"
-        "            'prediction': float(pred[i])}) + '\\n')\n"
+        "model = artifacts.load_model('models/model.skops')\n"
+        "for features, path, shift in zip(*[iter(sys.argv[1:])] * 3):\n"
+        "    X = pd.read_parquet(features)\n"
+        "    pred = model.predict(model_input(X))\n"
+        "    pred = pred + float(shift) * pred.std()\n"
+        "    with open(path, 'w') as f:\n"
+        "        rows = X.astype(object).where(X.notna(), None).to_dict('records')\n"
+        "        for i, row in enumerate(rows):\n"
+        "            f.write(json.dumps({'request_id': f'r{i}', 'model_version': 'v1',\n"
+        "                'timestamp': '2026-11-20T10:00:00+00:00', 'features': row,\n"
+        "                'prediction': float(pred[i])}) + '\\n')\n"
     )
-    run([sys.executable, "-c", script, str(features), str(path), str(shift_sd)], project.root)
+    run([sys.executable, "-c", script, *args], project.root)
+
+
+@pytest.fixture(scope="module")
+def prediction_logs(regression: Project, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Two regression prediction logs of fresh rows, written once for the tests that read them
+    (they copy what they change): as served, and with every prediction 1 SD higher."""
+    folder = tmp_path_factory.mktemp("prediction-logs")
+    logs = {
+        "unshifted": (folder / "unshifted.jsonl", fresh(regression, seed=4), 0.0),
+        "shifted": (folder / "shifted.jsonl", fresh(regression, seed=5), 1.0),
+    }
+    regression_logs(regression, {path: (frame, sd) for path, frame, sd in logs.values()})
+    return {name: path for name, (path, *_) in logs.items()}
 
 
 def test_regression_prediction_log_is_read_and_its_values_tested(
-    regression: Project, tmp_path: Path
+    regression: Project, prediction_logs: dict[str, Path], tmp_path: Path
 ):
     log = tmp_path / "predictions.jsonl"
-    regression_log(regression, fresh(regression, seed=4), log)
+    shutil.copy(prediction_logs["unshifted"], log)
     with log.open("a") as f:
         f.write('{"prediction": "high", "features": {}}\n')  # a class label: not this task's
     code, output, report = drift(regression, log, tmp_path / "out")
@@ -175,10 +196,10 @@ def test_regression_prediction_log_is_read_and_its_values_tested(
     assert "confidence" not in report
 
 
-def test_regression_prediction_drift_alone_is_found(regression: Project, tmp_path: Path):
-    log = tmp_path / "predictions.jsonl"
-    regression_log(regression, fresh(regression, seed=5), log, shift_sd=1.0)
-    code, output, report = drift(regression, log, tmp_path / "out")
+def test_regression_prediction_drift_alone_is_found(
+    regression: Project, prediction_logs: dict[str, Path], tmp_path: Path
+):
+    code, output, report = drift(regression, prediction_logs["shifted"], tmp_path / "out")
     assert code == 1, output
     assert [c["column"] for c in report["columns"] if c["drifted"]] == ["(predicted value)"]
 

@@ -14,15 +14,22 @@ import pytest
 from tests.comment_length import estimate_height
 from tests.conftest import git, run
 from tests.fake_github import capture_post
-from tests.helpers import copy_example
 from tests.integration.test_pr_report import NOT_ACTIONS, commit_all, gate, report, set_param
 
 pytestmark = pytest.mark.slow
 
 
+def trained_copy(trained_repo: Path, folder: Path) -> Path:
+    """A private copy of the shared trained example (its results not committed yet)."""
+    repo = folder / "repo"
+    shutil.copytree(trained_repo, repo, symlinks=True)
+    return repo
+
+
 @pytest.fixture(scope="module")
-def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = copy_example(tmp_path_factory.mktemp("noise") / "repo")
+def example(trained_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Only tune, train and evaluate run: the shared example's data stages are reused.
+    repo = trained_copy(trained_repo, tmp_path_factory.mktemp("noise"))
     set_param(repo, "train.estimator.params.C", 0.06)
     run(["dvc", "repro"], repo)
     commit_all(repo, "base: C 0.06")
@@ -85,9 +92,8 @@ def test_a_broken_model_fails_either_rule(example: Path, tmp_path: Path) -> None
 
 
 @pytest.fixture(scope="module")
-def shipped(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = copy_example(tmp_path_factory.mktemp("shipped") / "repo")
-    run(["dvc", "repro"], repo)
+def shipped(trained_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = trained_copy(trained_repo, tmp_path_factory.mktemp("shipped"))  # already ran
     commit_all(repo, "base: the example as shipped (C: 1.0)")
     return repo
 

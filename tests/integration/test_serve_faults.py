@@ -27,6 +27,7 @@ pytestmark = pytest.mark.slow
 
 SERVICE = "mlci.serving.service:Classifier"
 MAX_BYTES = 20_000  # the served log's size cap here: a few dozen requests fill it several times
+RECORDS = 25  # a request's records in the rotation test (lines of 400 bytes: 10,000 bytes)
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +117,8 @@ def test_size_rotation_caps_the_logs_disk_use(server: dict) -> None:
     folder = plog.parent
     files = [plog, folder / "predictions.1.jsonl", folder / "predictions.2.jsonl"]
     sent: list[str] = []
-    for _ in range(30):  # 10 records a request, about 3.5 kB: 5 times what 3 files may hold
-        sent.append(predict(url, 10))
+    for _ in range(12):  # 10 kB a request: two fill a file exactly, 12 are twice what 3 hold
+        sent.append(predict(url, RECORDS))
         # One request per log batch, so the cap is exact here (a batch is never split).
         wait_for(lambda: sent[-1] in logged_ids(plog), f"{sent[-1]} in {plog}")
     assert sorted(folder.iterdir()) == sorted(files), "the current file and 2 backups, no more"
@@ -126,7 +127,7 @@ def test_size_rotation_caps_the_logs_disk_use(server: dict) -> None:
     # Oldest first, the kept files hold the newest requests, whole and in order; the oldest
     # requests went with the deleted backups.
     kept = logged_ids(files[2], files[1], files[0])
-    assert kept[-10:] == [sent[-1]] * 10
+    assert kept[-RECORDS:] == [sent[-1]] * RECORDS
     requests = list(dict.fromkeys(kept))
     assert requests == sent[len(sent) - len(requests) :]
     assert len(requests) < len(sent)
