@@ -192,6 +192,7 @@ def test_a_blocked_log_never_blocks_predictions_and_every_drop_is_counted(
         BENTOML_HOME=str(store),
         MLCI_PREDICTION_LOG=str(fifo),
         MLCI_PREDICTION_LOG_QUEUE="50",
+        MLCI_PREDICTION_LOG_CLOSE_SECONDS="1",  # the stuck writer is given up at stop after 1 s
     ) as url:
         started = time.monotonic()
         for _ in range(3):  # 40 records each: the first waits in the queue, the others are dropped
@@ -209,3 +210,4 @@ def test_a_blocked_log_never_blocks_predictions_and_every_drop_is_counted(
     # Stopping: the 40 still queued behind the stuck writer are counted and reported, not lost
     # in silence.
     assert "the 40 predictions it has not written are lost (120 dropped in total" in out
+    assert "still busy with" in out and "after 1 s;" in out  # MLCI_PREDICTION_LOG_CLOSE_SECONDS

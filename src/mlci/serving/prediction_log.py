@@ -20,6 +20,9 @@ Configuration (environment, read when the service starts):
   ``predictions.1.jsonl`` … ``predictions.5.jsonl``, the oldest deleted
   (:mod:`mlci.serving.log_file`). A file moved away by logrotate is followed either way.
 * ``MLCI_PREDICTION_LOG_QUEUE`` (default 100000): predictions waiting for the writer, at most.
+* ``MLCI_PREDICTION_LOG_CLOSE_SECONDS`` (default 10): on shutdown, how long to wait for a stuck
+  writer before counting what it has not written as dropped (keep it below the pod's
+  ``terminationGracePeriodSeconds``).
 
 A value that is not a whole number (or too small) is reported at start-up and the default used.
 
@@ -58,6 +61,7 @@ DEFAULT_PATH = "logs/predictions.jsonl"
 DEFAULT_MAX_PENDING = 100_000
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 DEFAULT_BACKUPS = 5
+DEFAULT_CLOSE_SECONDS = 10
 # The writer wakes up this often (or as soon as this many predictions wait), so a busy service
 # pays for one write per interval, not one per request, and the writer thread rarely competes
 # with request handling for the GIL.
@@ -96,11 +100,13 @@ class PredictionLog:
         max_bytes: int = 0,
         backups: int = DEFAULT_BACKUPS,
         report_seconds: float = _WARN_EVERY_SECONDS,
+        close_seconds: float = DEFAULT_CLOSE_SECONDS,
         on_written: Callable[[int], None] = lambda n: None,
         on_dropped: Callable[[int], None] = lambda n: None,
         on_error: Callable[[int], None] = lambda n: None,
     ) -> None:
         self.path = Path(path)
+        self.close_seconds = close_seconds
         self._file = AppendFile(self.path, max_bytes, backups)
         excluded = {e for e in exclude if e}
         unknown = sorted(excluded - set(features) - set(TOP_LEVEL_KEYS))
@@ -294,9 +300,11 @@ class PredictionLog:
                 self._cond.wait(left)
         return True
 
-    def close(self, timeout: float = 10.0) -> None:
+    def close(self, timeout: float | None = None) -> None:
         """Write what is queued; what a stuck writer has not written after ``timeout`` seconds
-        is counted as dropped (the process is about to end: it would be lost uncounted)."""
+        (default ``close_seconds``) is counted as dropped (the process is about to end: it would
+        be lost uncounted)."""
+        timeout = self.close_seconds if timeout is None else timeout
         with self._cond:
             self._closing = True
             self._cond.notify_all()
@@ -345,6 +353,7 @@ def from_env(
         max_pending=_int_setting("MLCI_PREDICTION_LOG_QUEUE", DEFAULT_MAX_PENDING, 1),
         max_bytes=max_bytes,
         backups=backups,
+        close_seconds=_int_setting("MLCI_PREDICTION_LOG_CLOSE_SECONDS", DEFAULT_CLOSE_SECONDS, 1),
         **callbacks,
     )
     log.info(
