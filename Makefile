@@ -89,12 +89,10 @@ predict: setup ## INPUT=<csv|parquet|fsspec URL> OUTPUT=<parquet> [BAD_ROWS=<csv
 check-params: setup ## refuse a bad params.yaml: keys, types, hyperparameters, aliases, size
 	$(RUN) mlci check-params
 
-# In parallel (pytest-xdist): one worker more than there are cores, since a test waiting on a
-# subprocess or a server's start leaves its core idle (on 2 cores: 1.95 cores busy with 3
-# workers, 1.82 with 2). TEST_WORKERS=0 runs in this process alone.
+# In parallel, one worker per core (pytest-xdist); TEST_WORKERS=0 runs in this process alone.
 # --dist loadgroup: a module whose tests share a module-scoped fixture (a trained base, a running
 # server) stays on one worker, in file order (tests/conftest.py), so that fixture is built once.
-TEST_WORKERS ?= $(shell python3 -c 'import os; n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(); print((n or 1) + 1)' 2>/dev/null || echo auto)
+TEST_WORKERS ?= auto
 PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 test: setup ## run the whole test suite in parallel; prints its ten slowest tests
