@@ -8,6 +8,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from mlci import run_guard
+from mlci.errors import UserError
 from tests.helpers import tool_env
 
 HELD = """
@@ -69,3 +73,16 @@ def test_the_watcher_ends_a_process_stuck_in_native_code(tmp_path: Path) -> None
     temp = Path(done.stdout.strip())
     assert temp.parent == tmp_path and not temp.exists()  # the temp file was removed
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_grace_period_setting_is_read_and_a_bad_value_is_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(run_guard.GRACE_ENV, raising=False)
+    assert run_guard.grace_seconds() == run_guard.GRACE_SECONDS
+    monkeypatch.setenv(run_guard.GRACE_ENV, " 2.5 ")
+    assert run_guard.grace_seconds() == 2.5
+    for bad in ("soon", "0", "-1", "nan", "7200"):
+        monkeypatch.setenv(run_guard.GRACE_ENV, bad)
+        with pytest.raises(UserError, match=rf"MLCI_STOP_GRACE_SECONDS='{bad}': must be"):
+            run_guard.grace_seconds()
