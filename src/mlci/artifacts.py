@@ -9,6 +9,7 @@ training time with the type named, not at serving time.
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import zipfile
@@ -16,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from types import ModuleType
 from typing import Any
 
+import scipy
 import sklearn.utils
 
 from mlci import files
@@ -55,15 +57,23 @@ def _skops_io() -> ModuleType:
     quarter of a small project's train or evaluate stage. The template never relies on that
     default (it names what it trusts), so the walk is skipped and the default emptied: the same
     trust however skops was first imported.
+
+    Likewise skops trusts SciPy's ufuncs by default, and names each one by searching every
+    loaded module for it (0.1 s); no model here holds one, so skops is shown an empty
+    ``scipy.special`` while it loads, and that default is emptied too.
     """
-    walk = sklearn.utils.all_estimators
+    walk, special = sklearn.utils.all_estimators, importlib.import_module("scipy.special")
     sklearn.utils.all_estimators = lambda *args, **kwargs: []
+    scipy.special = ModuleType("scipy.special")  # type: ignore[attr-defined]
     try:
         import skops.io
         from skops.io import _trusted_types
     finally:
         sklearn.utils.all_estimators = walk
-    _trusted_types.SKLEARN_ESTIMATOR_TYPE_NAMES.clear()  # read at each load (skops 0.16)
+        scipy.special = special  # type: ignore[attr-defined]
+    # Both lists are read at each load and save (skops 0.16).
+    _trusted_types.SKLEARN_ESTIMATOR_TYPE_NAMES.clear()
+    _trusted_types.SCIPY_UFUNC_TYPE_NAMES.clear()
     return skops.io
 
 

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlci import startup
+from mlci.adopt import cli as adopt_cli
 from mlci.errors import UserError
 from mlci.monitoring import cli as monitor_cli
 from mlci.serving import image_cli
@@ -38,7 +40,9 @@ def _stage(module: str) -> Callable[[argparse.Namespace], int]:
             # The search's hyperparameters, by scikit-learn's rules (seconds of imports: only
             # when there is a search; without one the stage just records train.estimator).
             load_params(args.params, estimator=True)
-        result = importlib.import_module(f"mlci.{module}").run(params)
+        stage = importlib.import_module(f"mlci.{module}")
+        startup.loaded()
+        result = stage.run(params)
         _print_brief(args.command, result)
         return 0
 
@@ -49,7 +53,9 @@ def _ingest(args: argparse.Namespace) -> int:
     from mlci.config import load_params
     from mlci.pipeline import ingest
 
-    _print_brief("ingest", ingest.ingest(load_params(args.params)))
+    params = load_params(args.params)
+    startup.loaded()
+    _print_brief("ingest", ingest.ingest(params))
     return 0
 
 
@@ -57,7 +63,9 @@ def _split(args: argparse.Namespace) -> int:
     from mlci.config import load_params
     from mlci.pipeline import split
 
-    _print_brief("split", split.split(load_params(args.params)))
+    params = load_params(args.params)
+    startup.loaded()
+    _print_brief("split", split.split(params))
     return 0
 
 
@@ -116,29 +124,6 @@ def _github_release_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--card", type=Path, default=Path("reports/release/model_card.md"))
 
 
-def _adopt_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, type=Path, help="your table: a CSV or Parquet file")
-    p.add_argument("--target", required=True, help="the column to predict")
-    p.add_argument("--id", dest="id_column", default=None, help="the column naming each row")
-    p.add_argument("--task", choices=("classification", "regression"), default=None)
-    p.add_argument("--force", action="store_true", help="replace uncommitted or adopted work")
-
-
-def _adopt(args: argparse.Namespace) -> int:
-    from mlci.adopt import run as adopt
-
-    outcome = adopt.adopt(
-        args.data,
-        args.target,
-        args.id_column,
-        args.task,
-        args.force,
-        params_file=args.params or Path("params.yaml"),
-    )
-    print("\n".join(adopt.summary(outcome)))
-    return 0
-
-
 def _github_release(args: argparse.Namespace) -> int:
     from mlci import release
 
@@ -158,6 +143,7 @@ def _predict(args: argparse.Namespace) -> int:
     from mlci.serving import batch
 
     load_params(args.params)  # the contract and params agree before any row is read
+    startup.loaded()
     if args.chunk_rows < 1:
         raise UserError(f"--chunk-rows: expected a positive number; got {args.chunk_rows}")
     done = batch.predict(args.input, args.output, args.bad_rows, args.chunk_rows)
@@ -184,7 +170,7 @@ ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "monitor": monitor_cli.monitor_arguments,
     "retrain": monitor_cli.retrain_arguments,
     "retrain-pr": monitor_cli.retrain_pr_arguments,
-    "adopt": _adopt_args,
+    "adopt": adopt_cli.arguments,
     "predict": _predict_args,
 }
 
@@ -192,6 +178,7 @@ ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
 def _verify_rel(args: argparse.Namespace) -> int:
     from mlci import release
 
+    startup.loaded()
     out = release.verify(args.tag, args.default_branch)
     print(f"release {args.tag} may ship: {json.dumps(out)}")
     return 0
@@ -200,6 +187,7 @@ def _verify_rel(args: argparse.Namespace) -> int:
 def _smoke(args: argparse.Namespace) -> int:
     from mlci import release
 
+    startup.loaded()
     for line in release.smoke(args.url, args.wait):
         print(f"ok: {line}")
     return 0
@@ -228,6 +216,7 @@ def _check_stale(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from mlci.review import report
 
+    startup.loaded()
     report.write(args.base, args.out_dir, images=not args.no_images)
     print((args.out_dir / "report.md").read_text())
     print(f"written: {args.out_dir / 'report.md'}", file=sys.stderr)
@@ -237,6 +226,7 @@ def _report(args: argparse.Namespace) -> int:
 def _gate(args: argparse.Namespace) -> int:
     from mlci.review import report
 
+    startup.loaded()
     verdict = report.compare(args.base).verdict
     print(verdict.summary)
     for check in verdict.failures:
@@ -254,6 +244,7 @@ def _pr_check(args: argparse.Namespace) -> int:
     from mlci.review import report
 
     load_params(args.params, estimator=True)
+    startup.loaded()
     stale = history.stale_stages()  # before repro: afterwards dvc.lock would look fresh
     repro = run_guard.run_tied(["dvc", "repro"], capture_output=True, text=True)
     sys.stdout.write(repro.stdout)
@@ -342,7 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
             "commit re-run results on a branch and open a pull request",
             monitor_cli.retrain_pr,
         ),
-        "adopt": ("make this project yours: contract, params and plots from a new table", _adopt),
+        "adopt": (
+            "make this project yours: contract, params and plots from a new table",
+            adopt_cli.adopt,
+        ),
         "register-model": (
             "register the DVC-tracked model in the BentoML store",
             _stage("serving.model_store"),
@@ -384,7 +378,10 @@ def entry() -> None:
     Every DVC stage is a fresh process with scikit-learn, pandas and pyarrow loaded; their
     orderly teardown costs 0.5-0.8 s per stage here and does nothing useful (all files are
     written and closed by then). Tests call `main` directly and are unaffected.
+
+    The collector pauses while the command loads its libraries (mlci.startup).
     """
+    startup.pause()
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()

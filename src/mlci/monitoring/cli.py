@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from mlci import startup
+
 DEFAULT_OUT = Path("reports/drift")
 
 
@@ -51,6 +53,7 @@ def drift(args: argparse.Namespace) -> int:
     from mlci.monitoring import drift as drift_
 
     params = load_params(args.params)
+    startup.loaded()
     report = drift_.run(params, args.current, args.reference or paths.TRAIN, args.out_dir)
     print(drift_.summary_text(report))
     print(f"written: {', '.join(report['written'])}", file=sys.stderr)
@@ -62,6 +65,7 @@ def staleness(args: argparse.Namespace) -> int:
     from mlci.monitoring import model_age
 
     params = load_params(args.params)
+    startup.loaded()
     result = model_age.staleness(params.monitor)
     print(json.dumps(result, indent=2) if args.json else model_age.summary_text(result))
     return 1 if result["stale"] else 0
@@ -85,9 +89,9 @@ def monitor(args: argparse.Namespace) -> int:
     from mlci.config import load_params
     from mlci.monitoring import monitor
 
-    result, actions = monitor.run(
-        load_params(args.params), args.current, args.publish, args.dispatch_retrain
-    )
+    params = load_params(args.params)
+    startup.loaded()
+    result, actions = monitor.run(params, args.current, args.publish, args.dispatch_retrain)
     print(f"monitoring: {result['status']} {result['found'] or ''}".rstrip())
     for action in actions:
         print(f"  {action}")
@@ -99,6 +103,7 @@ def retrain_command(args: argparse.Namespace) -> int:
     from mlci.monitoring import retrain
 
     load_params(args.params, estimator=True)  # before DVC reads params.yaml or removes outputs
+    startup.loaded()
     retrain.retrain(args.source or None)
     print("retrained: dvc.lock, reports/ and the model are updated")
     return 0
