@@ -279,7 +279,9 @@ def test_killed_pipeline_stops_its_stages_and_keeps_the_model(
 ) -> None:
     """``dvc repro`` killed 4 s into training. DVC runs a stage as ``$SHELL -c 'mlci train'``:
     bash execs it (the stage's parent is dvc), dash (Debian's /bin/sh) stays in between."""
-    set_estimator(workspace, "random_forest", n_estimators=5000)  # about 15 s of fitting
+    # About 12 s of fitting, so the stop lands inside the fit on any machine (5,000 trees fit
+    # in 3 s here: the stop then fell into saving them, which finishes before it stops).
+    set_estimator(workspace, "random_forest", n_estimators=20000)
     before, lock = models(workspace), locked(workspace)
     # The stage goes too, cleanly: well before the guard's hard exit (GRACE_SECONDS, 10 s).
     _, stopped_after = kill_repro_in_training(workspace, shell, sig, after=4, limit=15)
