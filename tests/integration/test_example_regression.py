@@ -72,11 +72,13 @@ def test_pull_requests_pass_and_fail_the_gate(
     repo = tmp_path / "repo"
     shutil.copytree(origin, repo, symlinks=True)  # with its DVC cache: main's results as built
 
-    # A pull request that changes a param and keeps the model as good: passes.
-    git(repo, "checkout", "-qb", "tune")
-    set_alpha(repo, "alpha: 0.5")
-    run(["dvc", "repro"], repo)
-    git(repo, "commit", "-qam", "tune alpha")
+    # A pull request that changes a param and keeps the model as good: passes. The baseline's
+    # strategy, read by train alone: the search (which chooses the model) does not rerun.
+    git(repo, "checkout", "-qb", "baseline")
+    set_baseline(repo, "median")
+    rerun = run(["dvc", "repro"], repo).stdout
+    assert "Running stage 'train'" in rerun and "Running stage 'tune'" not in rerun
+    git(repo, "commit", "-qam", "a median baseline")
     run(["mlci", "report", "--base", "main"], repo)
     report = (repo / "reports/pr/report.md").read_text()
     for metric in ("rmse", "mae", "r2"):
@@ -99,10 +101,11 @@ def test_pull_requests_pass_and_fail_the_gate(
     assert "Traceback" not in failed.stdout + failed.stderr
 
 
-def set_alpha(repo: Path, line: str) -> None:
-    text = (repo / "params.yaml").read_text()
-    assert "alpha: 1.0" in text  # train.estimator.params (the search's list comes later)
-    (repo / "params.yaml").write_text(text.replace("alpha: 1.0", line, 1))
+def set_baseline(repo: Path, strategy: str) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert params["train"]["baseline"] != strategy
+    params["train"]["baseline"] = strategy
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def test_service_answers_the_tables_own_rows(

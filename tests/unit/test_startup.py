@@ -70,9 +70,9 @@ def states(mode: str) -> dict[str, object]:
 def test_every_data_command_resumes_collection_before_its_work() -> None:
     seen = states("paused")
     # collector on, and the loaded libraries frozen (later collections skip them)
-    assert seen == dict.fromkeys(COMMANDS, [True, True])
+    assert seen == {line: [True, True] for line in COMMANDS}
 
 
 def test_main_called_from_python_leaves_the_collector_alone() -> None:
     seen = states("as is")
-    assert seen == dict.fromkeys(COMMANDS, [True, False])
+    assert seen == {line: [True, False] for line in COMMANDS}
