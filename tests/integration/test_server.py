@@ -385,6 +385,6 @@ def test_release_smoke_test_passes_against_the_real_server(server: dict) -> None
 
 def test_release_smoke_test_fails_clearly_when_nothing_answers() -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    result = run(["mlci", "smoke-test", "--url", url, "--wait", "2"], REPO, check=False)
+    result = run(["mlci", "smoke-test", "--url", url, "--wait", "1"], REPO, check=False)
     assert result.returncode == 2
-    assert f"{url}/readyz not ready after 2 s" in result.stderr
+    assert f"{url}/readyz not ready after 1 s" in result.stderr
