@@ -27,9 +27,11 @@ pytestmark = pytest.mark.slow
 
 def minimal_env(root: Path) -> dict[str, str]:
     """`env -i HOME=$HOME PATH=<python3's folder>:/usr/bin:/bin`, plus the copy's own src/ (the
-    shared .venv's editable install points at this checkout) and a git identity."""
+    shared .venv's editable install points at this checkout), a git identity and the suite's
+    thread limits (tests/conftest.py)."""
     python_dir = str(Path(getattr(sys, "_base_executable", sys.executable)).parent)
     return {
+        **{k: v for k, v in os.environ.items() if k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
         "HOME": os.environ.get("HOME", "/root"),
         "PATH": f"{python_dir}:/usr/bin:/bin",
         "PYTHONPATH": str(root / "src"),
