@@ -89,7 +89,8 @@ predict: setup ## INPUT=<csv|parquet|fsspec URL> OUTPUT=<parquet> [BAD_ROWS=<csv
 check-params: setup ## refuse a bad params.yaml: keys, types, hyperparameters, aliases, size
 	$(RUN) mlci check-params
 
-# In parallel, one worker per core (pytest-xdist); TEST_WORKERS=0 runs in this process alone.
+# In parallel (pytest-xdist): `auto` is one worker more than cores (tests/conftest.py says why);
+# TEST_WORKERS=0 runs in this process alone.
 # --dist loadgroup: a module whose tests share a module-scoped fixture (a trained base, a running
 # server) stays on one worker, in file order (tests/conftest.py), so that fixture is built once.
 TEST_WORKERS ?= auto

@@ -55,6 +55,19 @@ assert "project" not in sys.modules, "the adopter's project was imported before 
 __all__ = ["REPO", "copy_repo", "git", "run", "tool_env"]
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` (``make test``): one worker more than the cores this process may use. A test
+    often waits (a server starting, git, file copies) while its core could run another; with one
+    BLAS thread per process (tests/__init__.py) the extra worker takes idle time, not CPU. On 2
+    cores: 4 min 47 s against 5 min 4 s for two workers (docs/benchmarks.md).
+    ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when set."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # pytest-xdist's own hook reads it
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (cores or 1) + 1
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (it names them in nodeids)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``make test`` (pytest-xdist, ``--dist loadgroup``), a module with a test that uses a
