@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests import adopted
 from tests.helpers import (
     EXAMPLE,
     REPO,
@@ -151,6 +152,22 @@ def retrained_fixture(
 
     def get(kind: str) -> Path:
         return built_once(tmp_path_factory, f"retrained-{kind}/repo", lambda d: build(d, kind))
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def adopted_project(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Path, str]]:
+    """``adopted_project(kind)``: (a template copy after `make adopt` on the table ``kind`` and
+    `make run`, what `make adopt` printed); built once per test run and kind (tests/adopted.py;
+    do not modify it: copy it)."""
+
+    def build(dest: Path, kind: str) -> None:
+        (dest.parent / "adopt.txt").write_text(adopted.build(dest, kind))
+
+    def get(kind: str) -> tuple[Path, str]:
+        built = built_once(tmp_path_factory, f"adopted-{kind}/repo", lambda d: build(d, kind))
+        return built, (built.parent / "adopt.txt").read_text()
 
     return get
 

@@ -3,98 +3,33 @@ results committed, as a fresh clone has them), under a minimal environment, `mak
 generated table, `make run`, then exactly the commit command adopt printed; then `git status` is
 clean, the project's own tests of itself pass (a rerun changes no committed file), `make
 check-stale` passes on a fresh clone, drift on unlabelled held-out rows exits 0, and
-the next pull request is compared with the adopter's main (not judged as a contract change)."""
+the next pull request is compared with the adopter's main (not judged as a contract change).
+
+The adoption and first `make run` are shared with test_adopt_search (tests/adopted.py): each
+test takes its own copy from there."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import REPO, copy_repo
-from tests.projects import table
+from tests.adopted import TABLES, make, ok, shell, status
 
 pytestmark = pytest.mark.slow
 
 
-def minimal_env(root: Path) -> dict[str, str]:
-    """`env -i HOME=$HOME PATH=<python3's folder>:/usr/bin:/bin`, plus the copy's own src/ (the
-    shared .venv's editable install points at this checkout), a git identity and the suite's
-    thread limits (tests/conftest.py)."""
-    python_dir = str(Path(getattr(sys, "_base_executable", sys.executable)).parent)
-    return {
-        **{k: v for k, v in os.environ.items() if k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
-        "HOME": os.environ.get("HOME", "/root"),
-        "PATH": f"{python_dir}:/usr/bin:/bin",
-        "PYTHONPATH": str(root / "src"),
-        "GIT_AUTHOR_NAME": "Adopter",
-        "GIT_AUTHOR_EMAIL": "adopter@example.com",
-        "GIT_COMMITTER_NAME": "Adopter",
-        "GIT_COMMITTER_EMAIL": "adopter@example.com",
-    }
-
-
-def make(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    uv = shutil.which("uv") or str(REPO / ".tools/bin/uv")
-    if not (root / ".venv").exists():
-        (root / ".venv").symlink_to(REPO / ".venv")
-    return subprocess.run(
-        ["make", "--no-print-directory", "-o", ".venv/.synced", *args, f"UV={uv}"],
-        cwd=root, env=minimal_env(root), capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, (
-        f"{result.args}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    )
-    return result.stdout
-
-
-def shell(root: Path, command: str) -> str:
-    return ok(subprocess.run(
-        ["bash", "-c", command], cwd=root, env=minimal_env(root), capture_output=True, text=True
-    ))  # fmt: skip
-
-
-def status(root: Path) -> list[str]:
-    lines = shell(root, "git status --porcelain").splitlines()
-    return [line for line in lines if line != "?? .venv"]  # the shared environment, linked
-
-
-TABLES = {
-    # numeric binary without an ID column
-    "binary_numeric": lambda n, seed: table("binary_numeric", n, seed)[:2],
-    # regression whose target has missing values
-    "regression_missing": lambda n, seed: _missing_target(n, seed),
-    # digit-coded categories (leading zeros)
-    "mixed_codes": lambda n, seed: table("mixed_codes", n, seed)[:2],
-}
-
-
-def _missing_target(n: int, seed: int) -> tuple[pd.DataFrame, str]:
-    df, target, _, _ = table("regression", n, seed)
-    df.loc[np.random.default_rng(seed).choice(n, size=n // 15, replace=False), target] = np.nan
-    return df, target
-
-
 @pytest.mark.parametrize("kind", list(TABLES))
-def test_adopt_run_commit_is_green(kind: str, tmp_path: Path) -> None:
-    root = copy_repo(tmp_path / "repo")
-    df, target = TABLES[kind](400, 0)
-    data = tmp_path / f"{kind}.csv"
-    df.to_csv(data, index=False)
-    force = ["FORCE=1"] if "mlci adopt" in (root / "src/project/schema.py").read_text() else []
-    adopted = ok(make(root, "adopt", f"DATA={data}", f"TARGET={target}", *force))
-    ok(make(root, "run"))
+def test_adopt_run_commit_is_green(
+    kind: str, tmp_path: Path, adopted_project: Callable[[str], tuple[Path, str]]
+) -> None:
+    built, adopted = adopted_project(kind)  # `make adopt` and `make run`, shared (tests/adopted.py)
+    root = tmp_path / "repo"
+    shutil.copytree(built, root, symlinks=True)
 
     (command,) = [line.strip() for line in adopted.splitlines() if "git add -A" in line]
     assert "models" in command.split("&&")[0].split()
@@ -114,7 +49,8 @@ def test_adopt_run_commit_is_green(kind: str, tmp_path: Path) -> None:
 
     # Production rows: labels arrive late, so no target column at all.
     held_out = tmp_path / "held_out.csv"
-    TABLES[kind](300, 7)[0].drop(columns=[target]).to_csv(held_out, index=False)
+    spec = TABLES[kind]
+    spec.make(300, spec.seed + 1).drop(columns=[spec.target]).to_csv(held_out, index=False)
     drift = make(root, "drift", f"CURRENT={held_out}", f"DRIFT_OUT={tmp_path / 'drift'}")
     assert drift.returncode == 0, drift.stdout + drift.stderr
 
