@@ -277,14 +277,14 @@ def kill_repro_in_training(
 def test_killed_pipeline_stops_its_stages_and_keeps_the_model(
     shell: str, sig: signal.Signals, workspace: Path
 ) -> None:
-    """``dvc repro`` killed 4 s into training. DVC runs a stage as ``$SHELL -c 'mlci train'``:
+    """``dvc repro`` killed 3 s into training. DVC runs a stage as ``$SHELL -c 'mlci train'``:
     bash execs it (the stage's parent is dvc), dash (Debian's /bin/sh) stays in between."""
     # About 12 s of fitting, so the stop lands inside the fit on any machine (5,000 trees fit
     # in 3 s here: the stop then fell into saving them, which finishes before it stops).
     set_estimator(workspace, "random_forest", n_estimators=20000)
     before, lock = models(workspace), locked(workspace)
     # The stage goes too, cleanly: well before the guard's hard exit (GRACE_SECONDS, 10 s).
-    _, stopped_after = kill_repro_in_training(workspace, shell, sig, after=4, limit=15)
+    _, stopped_after = kill_repro_in_training(workspace, shell, sig, after=3, limit=15)
     assert stopped_after < 8, f"the stage took {stopped_after:.1f} s to stop"
     assert models(workspace) == before
     assert locked(workspace) == lock
@@ -409,9 +409,9 @@ def test_a_stage_inside_one_long_compiled_fit_stops_within_the_grace_period(
     thread must end the stage, within its grace period, leaving the previous model as it was."""
     before, lock = models(workspace), locked(workspace)
     set_estimator(workspace, "logistic_regression", solver="saga", max_iter=10_000_000, tol=0.0)
-    # 5 s in: well past the stage's imports (1-2 s), inside the one fit.
+    # 3.5 s in: well past the stage's imports (about 1 s), inside the one fit.
     _, stopped_after = kill_repro_in_training(
-        workspace, "/bin/bash", signal.SIGTERM, 5, GRACE + 10, MLCI_STOP_GRACE_SECONDS=str(GRACE)
+        workspace, "/bin/bash", signal.SIGTERM, 3.5, GRACE + 10, MLCI_STOP_GRACE_SECONDS=str(GRACE)
     )
     assert stopped_after < GRACE + 2, f"stopped after {stopped_after:.1f} s"
     assert stopped_after > GRACE - 2, f"stopped after {stopped_after:.1f} s: by the handler"

@@ -11,6 +11,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import EXAMPLE, tool_env
 
 # command line -> the function doing its work (replaced by the probe)
@@ -38,25 +40,28 @@ from mlci import cli, startup
 def probe(*args, **kwargs):
     raise SystemExit(json.dumps([gc.isenabled(), gc.get_freeze_count() > 0]))
 
-seen = {}
-for line, target in json.loads(sys.argv[1]).items():
-    module, name = target.split(":")
-    setattr(importlib.import_module(module), name, probe)
-    if sys.argv[2] == "paused":
+seen = {"as is": {}, "paused": {}}
+for mode, found in seen.items():
+    for line, target in json.loads(sys.argv[1]).items():
+        module, name = target.split(":")
+        setattr(importlib.import_module(module), name, probe)
         gc.unfreeze()
-        startup.pause()
-    try:
-        cli.main(line.split())
-        seen[line] = "returned without reaching its work"
-    except SystemExit as reached:
-        seen[line] = json.loads(str(reached))
+        if mode == "paused":
+            startup.pause()
+        try:
+            cli.main(line.split())
+            found[line] = "returned without reaching its work"
+        except SystemExit as reached:
+            found[line] = json.loads(str(reached))
 print(json.dumps(seen))
 """
 
 
-def states(mode: str) -> dict[str, object]:
+@pytest.fixture(scope="module")
+def states() -> dict[str, dict[str, object]]:
+    """Both modes in one process: as it is, then paused as the console script does."""
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(COMMANDS), mode],
+        [sys.executable, "-c", PROBE, json.dumps(COMMANDS)],
         cwd=EXAMPLE,
         env=tool_env(),
         capture_output=True,
@@ -67,12 +72,12 @@ def states(mode: str) -> dict[str, object]:
     return json.loads(result.stdout)
 
 
-def test_every_data_command_resumes_collection_before_its_work() -> None:
-    seen = states("paused")
+def test_every_data_command_resumes_collection_before_its_work(states: dict) -> None:
+    seen = states["paused"]
     # collector on, and the loaded libraries frozen (later collections skip them)
     assert seen == {line: [True, True] for line in COMMANDS}
 
 
-def test_main_called_from_python_leaves_the_collector_alone() -> None:
-    seen = states("as is")
+def test_main_called_from_python_leaves_the_collector_alone(states: dict) -> None:
+    seen = states["as is"]
     assert seen == {line: [True, False] for line in COMMANDS}
