@@ -152,5 +152,14 @@ def build(root: Path, kind: str) -> str:
     force = ["FORCE=1"] if "mlci adopt" in (root / "src/project/schema.py").read_text() else []
     ident = [f"ID={spec.id_column}"] if spec.id_column else []
     adopted = ok(make(root, "adopt", f"DATA={data}", f"TARGET={spec.target}", *ident, *force))
+    # As for every fixture project (tests/projects.py): fewer permutation and latency repeats
+    # than the template's 10 and 50 (spreads no test reads); an adopter may edit params.yaml
+    # before the first run just so.
+    params = root / "params.yaml"
+    text = params.read_text()
+    for setting, value in (("permutation_repeats: 10", 3), ("latency_repeats: 50", 5)):
+        assert text.count(setting) == 1, f"{params}: {setting!r} not found once"
+        text = text.replace(setting, f"{setting.split(':')[0]}: {value}")
+    params.write_text(text)
     ok(make(root, "run"))
     return adopted
