@@ -157,17 +157,20 @@ def retrained_fixture(
 
 
 @pytest.fixture(scope="session")
-def adopted_project(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Path, str]]:
-    """``adopted_project(kind)``: (a template copy after `make adopt` on the table ``kind`` and
-    `make run`, what `make adopt` printed); built once per test run and kind (tests/adopted.py;
-    do not modify it: copy it)."""
+def adopted_project(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[[str, Path], tuple[Path, str]]:
+    """``adopted_project(kind, dest)``: a template copy after `make adopt` on the table ``kind``
+    and `make run`, copied to ``dest`` for this test, and what `make adopt` printed. Built once
+    per test run and kind (tests/adopted.py)."""
 
     def build(dest: Path, kind: str) -> None:
         (dest.parent / "adopt.txt").write_text(adopted.build(dest, kind))
 
-    def get(kind: str) -> tuple[Path, str]:
+    def get(kind: str, dest: Path) -> tuple[Path, str]:
         built = built_once(tmp_path_factory, f"adopted-{kind}/repo", lambda d: build(d, kind))
-        return built, (built.parent / "adopt.txt").read_text()
+        shutil.copytree(built, dest, symlinks=True)
+        return dest, (built.parent / "adopt.txt").read_text()
 
     return get
 

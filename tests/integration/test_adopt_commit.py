@@ -11,7 +11,6 @@ test takes its own copy from there."""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,11 +24,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("kind", list(TABLES))
 def test_adopt_run_commit_is_green(
-    kind: str, tmp_path: Path, adopted_project: Callable[[str], tuple[Path, str]]
+    kind: str, tmp_path: Path, adopted_project: Callable[[str, Path], tuple[Path, str]]
 ) -> None:
-    built, adopted = adopted_project(kind)  # `make adopt` and `make run`, shared (tests/adopted.py)
-    root = tmp_path / "repo"
-    shutil.copytree(built, root, symlinks=True)
+    # `make adopt` and `make run`, shared (tests/adopted.py): this test's own copy
+    root, adopted = adopted_project(kind, tmp_path / "repo")
 
     (command,) = [line.strip() for line in adopted.splitlines() if "git add -A" in line]
     assert "models" in command.split("&&")[0].split()

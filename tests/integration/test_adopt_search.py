@@ -6,7 +6,6 @@ test_adopt_commit). With the search, both pass their baseline gate."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,11 +18,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("kind", ["collinear_regression", "imbalanced_binary"])
 def test_adopted_default_search_passes_the_baseline_gate(
-    kind: str, tmp_path: Path, adopted_project: Callable[[str], tuple[Path, str]]
+    kind: str, tmp_path: Path, adopted_project: Callable[[str, Path], tuple[Path, str]]
 ) -> None:
-    built, _ = adopted_project(kind)  # `make adopt` and `make run`, shared (tests/adopted.py)
-    root = tmp_path / "repo"
-    shutil.copytree(built, root, symlinks=True)
+    # `make adopt` and `make run`, shared (tests/adopted.py): this test's own copy
+    root, _ = adopted_project(kind, tmp_path / "repo")
     # The adoption committed without its results: the first pull request, against a base that
     # has none.
     git(root, "add", "-A", "--", ".", ":!.venv")
