@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tests.helpers import REPO
+from tests.helpers import REPO, copy_repo, with_test_repeats
 from tests.projects import table
 
 
@@ -143,8 +143,6 @@ def status(root: Path) -> list[str]:
 def build(root: Path, kind: str) -> str:
     """A copy of this template at ``root``, `make adopt` on the table ``kind`` and `make run`,
     nothing committed after the copy; returns what `make adopt` printed."""
-    from tests.helpers import copy_repo
-
     spec = TABLES[kind]
     copy_repo(root)
     data = root.parent / f"{kind}.csv"
@@ -152,14 +150,9 @@ def build(root: Path, kind: str) -> str:
     force = ["FORCE=1"] if "mlci adopt" in (root / "src/project/schema.py").read_text() else []
     ident = [f"ID={spec.id_column}"] if spec.id_column else []
     adopted = ok(make(root, "adopt", f"DATA={data}", f"TARGET={spec.target}", *ident, *force))
-    # As for every fixture project (tests/projects.py): fewer permutation and latency repeats
-    # than the template's 10 and 50 (spreads no test reads); an adopter may edit params.yaml
+    # As in every test project (tests.helpers.TEST_REPEATS); an adopter may edit params.yaml
     # before the first run just so.
     params = root / "params.yaml"
-    text = params.read_text()
-    for setting, value in (("permutation_repeats: 10", 3), ("latency_repeats: 50", 5)):
-        assert text.count(setting) == 1, f"{params}: {setting!r} not found once"
-        text = text.replace(setting, f"{setting.split(':')[0]}: {value}")
-    params.write_text(text)
+    params.write_text(with_test_repeats(params.read_text(), params))
     ok(make(root, "run"))
     return adopted

@@ -88,20 +88,28 @@ def copy_repo(dest: Path) -> Path:
     return dest
 
 
+# The test projects (generated fixtures, copies of the example, adopted tables) run evaluate with
+# fewer permutation and latency repeats than the template's 10 and 50: no test reads the
+# spreads, and it takes about 0.4 s off each of the suite's many evaluate runs.
+TEST_REPEATS = {"permutation_repeats": 3, "latency_repeats": 5}
+
+
+def with_test_repeats(text: str, where: Path) -> str:
+    """``params.yaml`` text with TEST_REPEATS in place of the template's values (comments kept)."""
+    for setting, template in (("permutation_repeats", 10), ("latency_repeats", 50)):
+        line = f"{setting}: {template}"
+        assert text.count(line) == 1, f"{where}: {line!r} not found once"
+        text = text.replace(line, f"{setting}: {TEST_REPEATS[setting]}")
+    return text
+
+
 def copy_example(dest: Path) -> Path:
     """A copy of this repository with the penguins example as its project (whatever the
     repository's own project is), without results (run the pipeline), committed."""
     copy_repo(dest)
     shutil.rmtree(dest / "src" / "project")
     shutil.copytree(EXAMPLE / "src" / "project", dest / "src" / "project")
-    # Fewer permutation and latency repeats than the example's 10 and 50 (spreads no test
-    # reads, as for the generated fixtures in tests/projects.py): about 0.4 s off each of the
-    # suite's many evaluate runs on a copy of the example.
-    text = EXAMPLE_PARAMS.read_text()
-    for setting, value in (("permutation_repeats: 10", 3), ("latency_repeats: 50", 5)):
-        assert text.count(setting) == 1, f"{EXAMPLE_PARAMS}: {setting!r} not found once"
-        text = text.replace(setting, f"{setting.split(':')[0]}: {value}")
-    (dest / "params.yaml").write_text(text)
+    (dest / "params.yaml").write_text(with_test_repeats(EXAMPLE_PARAMS.read_text(), EXAMPLE_PARAMS))
     sample = dest / "data" / "sample"
     sample.mkdir(parents=True, exist_ok=True)
     for name in ("penguins-raw.csv", "README.md"):

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from tests.helpers import copy_repo, git
+from tests.helpers import TEST_REPEATS, copy_repo, git
 
 KINDS = ("binary_numeric", "multiclass_numeric", "regression", "mixed_codes", "categorical_only")
 
@@ -183,9 +183,7 @@ def write_fixture(root: Path, kind: str, n: int = 400, seed: int = 0) -> Project
     params["validate"]["min_class_share"] = 0.05 if task == "classification" else 0.0
     params["train"] = {"estimator": ESTIMATOR[task], "baseline": None}
     params["evaluate"]["slices"] = slices
-    # Machinery fixtures: fewer permutation and latency repeats (spreads no test reads) take
-    # about half a second off each of the suite's many evaluate runs.
-    params["evaluate"].update(permutation_repeats=3, latency_repeats=5)
+    params["evaluate"].update(TEST_REPEATS)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _drop_example_results(root)
     return Project(root, kind, task, target, id_column, df, slices)
