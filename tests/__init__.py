@@ -6,5 +6,6 @@ import os
 # of CPU in every scikit-learn stage, taken from the other worker (docs/benchmarks.md). Arrays
 # this small are never split across threads, so no result changes. A value already set is
 # kept; the pipeline itself sets none.
-for _threads in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+THREAD_LIMITS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+for _threads in THREAD_LIMITS:
     os.environ.setdefault(_threads, "1")

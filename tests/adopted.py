@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tests import THREAD_LIMITS
 from tests.helpers import REPO, copy_repo, with_test_repeats
 from tests.projects import table
 
@@ -101,7 +102,7 @@ def minimal_env(root: Path) -> dict[str, str]:
     thread limits (tests/__init__.py)."""
     python_dir = str(Path(getattr(sys, "_base_executable", sys.executable)).parent)
     return {
-        **{k: v for k, v in os.environ.items() if k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
+        **{k: v for k, v in os.environ.items() if k in THREAD_LIMITS},
         "HOME": os.environ.get("HOME", "/root"),
         "PATH": f"{python_dir}:/usr/bin:/bin",
         "PYTHONPATH": str(root / "src"),

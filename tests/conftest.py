@@ -61,7 +61,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """``-n auto`` (``make test``): one worker more than the cores this process may use. A test
     often waits (a server starting, git, file copies) while its core could run another; with one
     BLAS thread per process (tests/__init__.py) the extra worker takes idle time, not CPU. On 2
-    cores: 4 min 47 s against 5 min 4 s for two workers (docs/benchmarks.md).
+    cores: 4 min 47 s against 5 min 8 s for two workers (docs/benchmarks.md).
     ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when set."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # pytest-xdist's own hook reads it
